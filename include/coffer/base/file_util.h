@@ -1,0 +1,28 @@
+// Small file helpers with the durability rules coffer needs: atomic replace (temp file, fsync,
+// rename, fsync of the directory) so power loss at any byte leaves the old or the new file, and
+// exact permissions (key files 0600) set before any byte is written. Thread-compatible.
+#pragma once
+
+#include <string>
+
+#include "coffer/base/bytes.h"
+#include "coffer/base/secret.h"
+#include "coffer/base/status.h"
+
+namespace coffer {
+
+Result<Bytes> ReadFileBytes(const std::string& path);
+// Reads a file straight into locked memory (for key files and passwords).
+Result<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size = 1 << 20);
+
+struct AtomicWriteOptions {
+  unsigned mode = 0600;
+  bool overwrite = true;  // false: fail with kAlreadyExists if path exists
+};
+// Writes data to path atomically and durably.
+Status WriteFileAtomic(const std::string& path, ByteSpan data, AtomicWriteOptions options = {});
+
+// fsync of the directory holding path (after a rename or create).
+Status SyncParentDirectory(const std::string& path);
+
+}  // namespace coffer

@@ -1,0 +1,21 @@
+#!/bin/bash
+# Installs the Debian 12 packages coffer needs to build, test and demo (idempotent; root or sudo).
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config git curl python3 ca-certificates
+  clang libclang-rt-14-dev
+  libssl-dev libsodium-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libfuse3-dev fuse3 libtss2-dev
+  rclone openssl
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
