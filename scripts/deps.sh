@@ -7,7 +7,7 @@ PKGS=(
   libssl-dev libsodium-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfuse3-dev fuse3 libtss2-dev
-  rclone openssl
+  openssl rclone tang clevis jose socat swtpm swtpm-tools tpm2-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do
