@@ -6,8 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include <gtest/gtest.h>
-
 #include <set>
 
 #include "coffer/base/random.h"
