@@ -353,11 +353,9 @@ int Core::BdProg(Cache* pcache, Cache* rcache, bool validate, uint32_t block, ui
       }
       continue;
     }
-    if (pcache->block != kBlockNull) {
-      // The reference asserts here; flush defensively instead of corrupting data.
-      int err = BdFlush(pcache, rcache, validate);
-      if (err) return err;
-    }
+    // A cache still holding another block's bytes belongs to an operation that failed part way
+    // (littlefs asserts here in debug builds and drops the bytes in release builds): drop them,
+    // the aborted commit was never completed and its CRC will not validate.
     pcache->block = block;
     pcache->off = AlignDown(off, prog_size_);
     pcache->size = 0;
