@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/crypt_options.h"
 #include "coffer/base/file_util.h"
+#include "coffer/rclone/manifest.h"
 #include "coffer/rclone/tree.h"
 
 namespace coffer::cli {
@@ -69,25 +70,59 @@ int ReportTreeErrors(Context& ctx, const rclone::TreeReport& r, bool decrypting)
   return ReportError(ctx.console, s);
 }
 
+struct ManifestArgs {
+  bool manifest = false;
+  std::string state_file;
+};
+
+void AddManifestOptions(CLI::App& cmd, ManifestArgs& m, const char* what) {
+  cmd.add_flag("--manifest", m.manifest, what);
+  cmd.add_option("--state-file", m.state_file,
+                 "Anchor state file for manifest counters (default ~/.local/state/coffer/crypt-anchors.json)");
+}
+
+constexpr const char* kManifestHelp =
+    "\nManifest: .coffer-manifest in the encrypted folder lists every file's encrypted name, size and\n"
+    "SHA-256 with a counter, MAC'ed with a key derived from the password; the counter's high-water mark is\n"
+    "kept in a local state file. A swapped, cut, deleted or added file or a rolled-back folder then fails\n"
+    "with exit 3. rclone ignores the file (it cannot decrypt its name).\n";
+
+// Checks the manifest (if present, or required); returns the number of problems reported.
+size_t CheckManifest(Context& ctx, const std::string& root, const CryptSetup& setup, const ManifestArgs& m,
+                     rclone::TreeReport* report) {
+  rclone::AnchorStore anchors(m.state_file.empty() ? rclone::AnchorStore::DefaultPath() : m.state_file);
+  auto problems = rclone::CheckFolderManifest(root, *setup.names, setup.keys, anchors, m.manifest);
+  for (auto& [path, st] : problems) report->errors.push_back({path, st});
+  return problems.size();
+}
+
 void RegisterEncryptDir(CLI::App& crypt, Context& ctx) {
   auto* cmd = crypt.add_subcommand("encrypt-dir", "Encrypt a folder into an rclone crypt folder");
-  struct Args { std::string src, dst; CryptOptions o; };
+  struct Args { std::string src, dst; CryptOptions o; ManifestArgs m; };
   auto a = std::make_shared<Args>();
   cmd->add_option("SRC", a->src, "Plaintext folder")->required();
   cmd->add_option("DST", a->dst, "Encrypted folder (created if missing)")->required();
   AddCryptOptions(*cmd, a->o);
+  AddManifestOptions(*cmd, a->m, "Write (or refresh) the authenticated manifest .coffer-manifest in DST");
   cmd->footer(std::string(kPasswordHelp) +
               "\nExamples:\n"
               "  coffer crypt encrypt-dir photos/ enc/ --password-file pw.txt\n"
               "  coffer crypt encrypt-dir docs/ enc/ --password-file pw --filename-encoding base32768\n"
               "  coffer crypt encrypt-dir docs/ enc/ --rclone-config ~/.config/rclone/rclone.conf --remote secret\n"
-              "The output is byte-compatible with rclone's crypt remote (`rclone copy crypt: out/` reads it).\n\n" +
+              "  coffer crypt encrypt-dir docs/ enc/ --password-file pw --manifest\n"
+              "The output is byte-compatible with rclone's crypt remote (`rclone copy crypt: out/` reads it).\n" +
+              kManifestHelp + "\n" +
               kExitCodesHelp);
   cmd->callback([&ctx, a] {
     auto setup = ResolveCrypt(a->o, ctx.console, true);
     if (!setup.ok()) { ctx.exit_code = ReportError(ctx.console, setup.status()); return; }
     auto report = rclone::EncryptTree(*setup->names, *setup->files, a->src, a->dst, MakeTreeOptions(ctx, *setup, "encrypting"));
     if (!report.errors.empty()) { ctx.exit_code = ReportTreeErrors(ctx, report, false); return; }
+    if (a->m.manifest) {
+      rclone::AnchorStore anchors(a->m.state_file.empty() ? rclone::AnchorStore::DefaultPath() : a->m.state_file);
+      Status s = rclone::WriteFolderManifest(a->dst, *setup->names, setup->keys, anchors);
+      if (!s.ok()) { ctx.exit_code = ReportError(ctx.console, s); return; }
+    }
     if (ctx.console.err_is_tty)
       ctx.console.err << "encrypted " << report.files << " files (" << Mib(report.bytes) << " MiB) into " << a->dst << "\n";
   });
@@ -95,21 +130,25 @@ void RegisterEncryptDir(CLI::App& crypt, Context& ctx) {
 
 void RegisterDecryptDir(CLI::App& crypt, Context& ctx) {
   auto* cmd = crypt.add_subcommand("decrypt-dir", "Decrypt an rclone crypt folder (names and contents)");
-  struct Args { std::string src, dst; CryptOptions o; };
+  struct Args { std::string src, dst; CryptOptions o; ManifestArgs m; };
   auto a = std::make_shared<Args>();
   cmd->add_option("SRC", a->src, "Encrypted folder")->required();
   cmd->add_option("DST", a->dst, "Plaintext folder (created if missing)")->required();
   AddCryptOptions(*cmd, a->o);
+  AddManifestOptions(*cmd, a->m, "Require the manifest (it is always checked when present)");
   cmd->footer(std::string(kPasswordHelp) +
               "\nEvery file is written to a temporary name and renamed only after all of it authenticated;\n"
               "a tampered or truncated file is reported (by name) and no plaintext of it is left behind.\n"
               "\nExamples:\n"
               "  coffer crypt decrypt-dir enc/ photos/ --password-file pw.txt\n"
-              "  coffer crypt decrypt-dir enc/ out/ --password-file pw --password2-file salt --filename-encryption obfuscate\n\n" +
+              "  coffer crypt decrypt-dir enc/ out/ --password-file pw --password2-file salt --filename-encryption obfuscate\n" +
+              kManifestHelp + "\n" +
               kExitCodesHelp);
   cmd->callback([&ctx, a] {
     auto setup = ResolveCrypt(a->o, ctx.console, false);
     if (!setup.ok()) { ctx.exit_code = ReportError(ctx.console, setup.status()); return; }
+    rclone::TreeReport pre;
+    if (CheckManifest(ctx, a->src, *setup, a->m, &pre) > 0) { ctx.exit_code = ReportTreeErrors(ctx, pre, false); return; }
     auto report = rclone::DecryptTree(*setup->names, *setup->files, a->src, a->dst, MakeTreeOptions(ctx, *setup, "decrypting"));
     if (!report.errors.empty()) { ctx.exit_code = ReportTreeErrors(ctx, report, true); return; }
     if (ctx.console.err_is_tty)
@@ -139,7 +178,7 @@ void RegisterLs(CLI::App& crypt, Context& ctx) {
       nlohmann::json j = nlohmann::json::array();
       for (auto& e : entries)
         j.push_back({{"path", e.plain_path}, {"encrypted", e.encrypted_path}, {"size", e.plain_size}, {"dir", e.is_dir}});
-      ctx.console.out << j.dump(2) << "\n";
+      ctx.console.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       for (auto& e : entries) {
         if (e.is_dir) ctx.console.out << std::string(12, ' ') << "- " << e.plain_path << "/";
@@ -200,26 +239,53 @@ void RegisterCat(CLI::App& crypt, Context& ctx) {
 
 void RegisterVerify(CLI::App& crypt, Context& ctx) {
   auto* cmd = crypt.add_subcommand("verify", "Authenticate every name and every chunk of an rclone crypt folder");
-  struct Args { std::string dir; CryptOptions o; bool json = false; };
+  struct Args { std::string dir; CryptOptions o; bool json = false; ManifestArgs m; };
   auto a = std::make_shared<Args>();
   cmd->add_option("ENCDIR", a->dir, "Encrypted folder")->required();
   cmd->add_flag("--json", a->json, "Print {files, bytes, errors:[{path, error}]} as JSON");
   AddCryptOptions(*cmd, a->o);
+  AddManifestOptions(*cmd, a->m, "Require the manifest (it is always checked when present)");
   cmd->footer(std::string(kPasswordHelp) +
-              "\nReads everything, writes nothing. Exit 3 names each file that fails.\n"
-              "\nExamples:\n  coffer crypt verify enc/ --password-file pw.txt\n\n" + kExitCodesHelp);
+              "\nReads everything, writes nothing (except the manifest anchor). Exit 3 names each file that fails.\n" +
+              kManifestHelp +
+              "\nExamples:\n  coffer crypt verify enc/ --password-file pw.txt\n  coffer crypt verify enc/ --password-file pw --manifest --json\n\n" +
+              kExitCodesHelp);
   cmd->callback([&ctx, a] {
     auto setup = ResolveCrypt(a->o, ctx.console, false);
     if (!setup.ok()) { ctx.exit_code = ReportError(ctx.console, setup.status()); return; }
     rclone::TreeReport report = rclone::VerifyTree(*setup->names, *setup->files, a->dir, MakeTreeOptions(ctx, *setup, "verifying"));
+    if (report.errors.empty()) CheckManifest(ctx, a->dir, *setup, a->m, &report);
     if (a->json) {
       nlohmann::json errs = nlohmann::json::array();
       for (auto& e : report.errors) errs.push_back({{"path", e.path}, {"error", e.status.message()}});
-      ctx.console.out << nlohmann::json{{"files", report.files}, {"bytes", report.bytes}, {"errors", errs}}.dump(2) << "\n";
+      ctx.console.out << nlohmann::json{{"files", report.files}, {"bytes", report.bytes}, {"errors", errs}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else if (report.errors.empty()) {
       ctx.console.out << "ok: " << report.files << " files, " << report.bytes << " bytes authenticated\n";
     }
     if (!report.errors.empty()) ctx.exit_code = ReportTreeErrors(ctx, report, true);
+  });
+}
+
+void RegisterManifest(CLI::App& crypt, Context& ctx) {
+  auto* cmd = crypt.add_subcommand("manifest", "Write or refresh the authenticated manifest of an encrypted folder");
+  struct Args { std::string dir; CryptOptions o; ManifestArgs m; };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("ENCDIR", a->dir, "Encrypted folder")->required();
+  AddCryptOptions(*cmd, a->o);
+  cmd->add_option("--state-file", a->m.state_file, "Anchor state file (default ~/.local/state/coffer/crypt-anchors.json)");
+  cmd->footer(std::string(kPasswordHelp) + kManifestHelp +
+              "\nEvery file is authenticated first (chunk by chunk); an existing manifest must still verify.\n"
+              "Run it after adding files with rclone to cover them.\n"
+              "\nExamples:\n  coffer crypt manifest enc/ --password-file pw.txt\n\n" + kExitCodesHelp);
+  cmd->callback([&ctx, a] {
+    auto setup = ResolveCrypt(a->o, ctx.console, false);
+    if (!setup.ok()) { ctx.exit_code = ReportError(ctx.console, setup.status()); return; }
+    auto report = rclone::VerifyTree(*setup->names, *setup->files, a->dir, MakeTreeOptions(ctx, *setup, "authenticating"));
+    if (!report.errors.empty()) { ctx.exit_code = ReportTreeErrors(ctx, report, true); return; }
+    rclone::AnchorStore anchors(a->m.state_file.empty() ? rclone::AnchorStore::DefaultPath() : a->m.state_file);
+    Status s = rclone::WriteFolderManifest(a->dir, *setup->names, setup->keys, anchors);
+    if (!s.ok()) { ctx.exit_code = ReportError(ctx.console, s); return; }
+    ctx.console.out << "manifest written: " << report.files << " files\n";
   });
 }
 
@@ -228,12 +294,13 @@ void RegisterVerify(CLI::App& crypt, Context& ctx) {
 void RegisterCryptCommands(CLI::App& app, Context& ctx) {
   auto* crypt = app.add_subcommand("crypt", "rclone-crypt compatible encrypted folders (and their FUSE mount)");
   crypt->require_subcommand(1);
-  crypt->footer(std::string("\nSubcommands: encrypt-dir, decrypt-dir, ls, cat, verify.\n\n") + kExitCodesHelp);
+  crypt->footer(std::string("\nSubcommands: encrypt-dir, decrypt-dir, ls, cat, verify, manifest, mount.\n\n") + kExitCodesHelp);
   RegisterEncryptDir(*crypt, ctx);
   RegisterDecryptDir(*crypt, ctx);
   RegisterLs(*crypt, ctx);
   RegisterCat(*crypt, ctx);
   RegisterVerify(*crypt, ctx);
+  RegisterManifest(*crypt, ctx);
 }
 
 }  // namespace coffer::cli

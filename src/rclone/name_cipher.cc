@@ -56,6 +56,67 @@ std::vector<std::string_view> Split(std::string_view path) {
   }
 }
 
+// rclone's lib/version: a last segment carrying "-vYYYY-MM-DD-HHMMSS-mmm" before its extension
+// (as b2 --b2-versions writes) keeps the version in clear; only the rest is encrypted.
+void SplitExt(std::string_view name, std::string_view* base, std::string_view* ext) {
+  size_t dot = name.rfind('.');
+  *ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot);
+  *base = name.substr(0, name.size() - ext->size());
+  if (!ext->empty() && base->empty()) std::swap(*base, *ext);
+}
+
+bool HasVersionPattern(std::string_view s) {
+  // -v\d{4}-\d{2}-\d{2}-\d{6}-\d{3} anywhere
+  constexpr std::string_view kShape = "-v0000-00-00-000000-000";
+  for (size_t i = 0; i + kShape.size() <= s.size(); ++i) {
+    bool ok = true;
+    for (size_t k = 0; k < kShape.size() && ok; ++k) {
+      char c = s[i + k];
+      ok = kShape[k] == '0' ? (c >= '0' && c <= '9') : c == kShape[k];
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+int Num(std::string_view s) {
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// On success sets *without (name minus version) and *version ("-v...-mmm").
+bool RemoveVersion(std::string_view name, std::string* without, std::string* version) {
+  if (!HasVersionPattern(name)) return false;
+  std::string_view base, ext;
+  SplitExt(name, &base, &ext);
+  constexpr size_t kLen = 23;  // len("-v2006-01-02-150405.000")
+  if (base.size() < kLen || base[base.size() - 4] != '-') return false;
+  std::string_view v = base.substr(base.size() - kLen);
+  if (v[0] != '-' || v[1] != 'v' || v[6] != '-' || v[9] != '-' || v[12] != '-') return false;
+  int year = Num(v.substr(2, 4)), month = Num(v.substr(7, 2)), day = Num(v.substr(10, 2));
+  int hh = Num(v.substr(13, 2)), mm = Num(v.substr(15, 2)), ss = Num(v.substr(17, 2)), ms = Num(v.substr(20, 3));
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 ||
+      ss > 59 || ms < 0)
+    return false;
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  int max_day = month == 2 ? (leap ? 29 : 28) : kDays[month - 1];
+  if (day > max_day) return false;
+  *version = std::string(v);
+  *without = std::string(base.substr(0, base.size() - kLen)) + std::string(ext);
+  return true;
+}
+
+std::string AddVersion(std::string_view name, std::string_view version) {
+  std::string_view base, ext;
+  SplitExt(name, &base, &ext);
+  return std::string(base) + std::string(version) + std::string(ext);
+}
+
 }  // namespace
 
 Result<NameMode> ParseNameMode(std::string_view name) {
@@ -272,7 +333,10 @@ std::string NameCipher::EncryptFileName(std::string_view path) const {
     if (i) out.push_back('/');
     bool last = i + 1 == segs.size();
     if (!options_.directory_name_encryption && !last) { out += segs[i]; continue; }
-    out += options_.mode == NameMode::kStandard ? EncryptSegment(segs[i]) : ObfuscateSegment(segs[i]);
+    std::string seg(segs[i]), version;
+    bool versioned = last && RemoveVersion(segs[i], &seg, &version);
+    std::string enc = options_.mode == NameMode::kStandard ? EncryptSegment(seg) : ObfuscateSegment(seg);
+    out += versioned ? AddVersion(enc, version) : enc;
   }
   return out;
 }
@@ -302,8 +366,11 @@ Result<std::string> NameCipher::DecryptFileName(std::string_view path) const {
     if (i) out.push_back('/');
     bool last = i + 1 == segs.size();
     if (!options_.directory_name_encryption && !last) { out += segs[i]; continue; }
-    auto s = options_.mode == NameMode::kStandard ? DecryptSegment(segs[i]) : DeobfuscateSegment(segs[i]);
+    std::string seg(segs[i]), version;
+    bool versioned = last && RemoveVersion(segs[i], &seg, &version);
+    auto s = options_.mode == NameMode::kStandard ? DecryptSegment(seg) : DeobfuscateSegment(seg);
     if (!s.ok()) return s.status();
+    if (versioned) *s = AddVersion(*s, version);
     if (s->find('/') != std::string::npos || s->find('\0') != std::string::npos || *s == "." || *s == "..")
       return InvalidArgument("decrypted name is not a safe path segment");
     out += *s;

@@ -138,6 +138,10 @@ TEST(RcloneNames, ZeroKeyVectorsForEveryEncodingAndObfuscate) {
   EXPECT_EQ(obf.EncryptFileName("\u00a1"), "161.\u00e4");
   EXPECT_EQ(obf.EncryptFileName("\u03a0"), "160.\u03c2");
   EXPECT_EQ(*obf.DecryptFileName("49.6/99.23/150.890/53.!!lipps"), "1/12/123/!hello");
+  EXPECT_EQ(obf.EncryptFileName("1/12/123/hello-v2001-02-03-040506-123.txt"),
+            "49.6/99.23/150.890/162.uryyB-v2001-02-03-040506-123.GKG");
+  EXPECT_EQ(*obf.DecryptFileName("49.6/99.23/150.890/162.uryyB-v2001-02-03-040506-123.GKG"),
+            "1/12/123/hello-v2001-02-03-040506-123.txt");
   NameCipher obf_nodir(ZeroKeys(), NameOptions{NameMode::kObfuscate, NameEncoding::kBase32, false});
   EXPECT_EQ(obf_nodir.EncryptFileName("1/12/123/!hello"), "1/12/123/53.!!lipps");
   NameCipher off(ZeroKeys(), NameOptions{NameMode::kOff});
