@@ -391,6 +391,7 @@ Result<std::unique_ptr<BlockHostServer>> BlockHostServer::Create(ServerOptions o
   }
   int threads = opt.max_connections;
   impl->http->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  impl->http->set_tcp_nodelay(true);
   impl->http->set_keep_alive_max_count(1u << 30);
   impl->http->set_keep_alive_timeout(opt.keep_alive_seconds);
   impl->http->set_read_timeout(opt.read_timeout_seconds, 0);
