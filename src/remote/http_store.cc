@@ -180,15 +180,9 @@ Result<std::unique_ptr<BackingStore>> OpenRemoteStore(const std::string& spec_wi
                                                       uint32_t record_size, uint64_t record_count) {
   RemoteOptions options;
   COFFER_ASSIGN_OR_RETURN(std::string spec, ApplySpecOptions(spec_with_options, options));
-  if (spec.rfind("diskhost://", 0) == 0) {
-    COFFER_ASSIGN_OR_RETURN(auto store, OpenDiskHostStore(spec, options));
-    if (create && (record_size != store->record_size() || record_count > store->record_count())) {
-      return InvalidArgument(spec + " offers " + std::to_string(store->record_count()) + " records of " +
-                             std::to_string(store->record_size()) + " bytes; the volume asks for " +
-                             std::to_string(record_count) + " of " + std::to_string(record_size));
-    }
-    return store;
-  }
+  // The original disk host has a fixed geometry: creating there just opens it (callers read the
+  // store's record_size()/record_count()).
+  if (spec.rfind("diskhost://", 0) == 0) return OpenDiskHostStore(spec, options);
   if (create) return CreateHttpStore(spec, record_size, record_count, options);
   return OpenHttpStore(spec, options);
 }

@@ -56,7 +56,7 @@ inline constexpr uint64_t kDiskHostDataRecords =
 // True for http://, https:// and diskhost:// specs.
 bool IsRemoteSpec(const std::string& spec);
 // One entry for OpenStore-style factories: http(s) (create with the geometry when `create`) or
-// diskhost (fixed geometry; `create` checks that record_size/record_count fit).
+// diskhost (fixed geometry: `create` opens it; callers read record_size()/record_count()).
 Result<std::unique_ptr<BackingStore>> OpenRemoteStore(const std::string& spec, bool create, uint32_t record_size,
                                                       uint64_t record_count);
 
