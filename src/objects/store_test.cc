@@ -21,7 +21,9 @@ class StoreTest : public ::testing::TestWithParam<BackendFactory> {
   void Reopen(StoreOptions options) {
     store_.reset();
     holder_ = GetParam().make();
-    auto s = ObjectStore::Open(holder_->TakeBackend(), std::move(options));
+    auto backend = holder_->TakeBackend();
+    ASSERT_NE(backend, nullptr) << "backend setup failed";
+    auto s = ObjectStore::Open(std::move(backend), std::move(options));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
