@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "coffer/base/file_util.h"
 
 namespace coffer::cli {
 
@@ -34,6 +35,17 @@ int ReportError(Console& console, const Status& status, std::string_view hint) {
   std::string h = hint.empty() ? DefaultHint(status) : std::string(hint);
   if (!h.empty()) console.err << "coffer: hint: " << h << "\n";
   return ExitCodeFor(status);
+}
+
+Result<SecretBytes> ReadPasswordFile(const std::string& path, bool allow_empty) {
+  auto raw = ReadSecretFile(path, 64 * 1024);
+  if (!raw.ok()) return raw.status().WithContext("password file " + path);
+  size_t n = raw->size();
+  auto b = raw->reveal();
+  if (n > 0 && b[n - 1] == '\n') --n;
+  if (n > 0 && b[n - 1] == '\r') --n;
+  if (n == 0 && !allow_empty) return InvalidArgument("password file " + path + " is empty");
+  return SecretBytes::CopyOf(b.first(n));
 }
 
 int RunCoffer(const std::vector<std::string>& args, Console console) {

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coffer/base/secret.h"
 #include "coffer/base/status.h"
 
 namespace coffer::cli {
@@ -43,6 +44,10 @@ int ExitCodeFor(const Status& status);
 int ReportError(Console& console, const Status& status, std::string_view hint = {});
 // A hint for common statuses (wrong key, tampering...) or empty.
 std::string DefaultHint(const Status& status);
+
+// Reads a password file into locked memory, dropping one trailing "\n" or "\r\n". An empty
+// password is an error unless allow_empty (rclone-crypt accepts the empty password).
+Result<SecretBytes> ReadPasswordFile(const std::string& path, bool allow_empty = false);
 
 // Text appended to every command's help: the exit codes.
 extern const char* const kExitCodesHelp;

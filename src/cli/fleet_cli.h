@@ -11,8 +11,6 @@
 
 namespace coffer::cli {
 
-// Reads a password file into locked memory, dropping one trailing "\n" or "\r\n". Empty is an error.
-Result<SecretBytes> ReadPasswordFile(const std::string& path);
 // KEYSPEC `file:PATH` or `PATH`: 32 raw bytes, or 64 hex digits (one trailing newline allowed).
 Result<SecretBytes> ReadRawKeySpec(const std::string& spec);
 

@@ -9,15 +9,6 @@
 
 namespace coffer::cli {
 
-Result<SecretBytes> ReadPasswordFile(const std::string& path) {
-  COFFER_ASSIGN_OR_RETURN(SecretBytes raw, ReadSecretFile(path, 64 * 1024));
-  size_t n = raw.size();
-  if (n > 0 && raw.reveal()[n - 1] == '\n') --n;
-  if (n > 0 && raw.reveal()[n - 1] == '\r') --n;
-  if (n == 0) return InvalidArgument("password file " + path + " is empty");
-  return SecretBytes::CopyOf(raw.reveal().first(n));
-}
-
 Result<SecretBytes> ReadRawKeySpec(const std::string& spec) {
   std::string path = spec;
   if (path.rfind("file:", 0) == 0) {
