@@ -6,17 +6,17 @@
 #include <cerrno>
 
 #include "coffer/blockdev/file_block_device.h"
+#include "coffer/volume/open_volume.h"
 
 namespace coffer::cli {
 namespace {
 
-// Sealed volumes come from the volume module (OpenVolumeDevice); until it is part of this build the
-// option is refused with a clear message rather than guessed at.
+// Sealed volumes come from the volume module. Read-only use still opens the volume normally: reads
+// never commit, and Sync() without writes commits nothing.
 Result<std::unique_ptr<BlockDevice>> OpenSealedVolume(const std::string& spec, const std::string& key,
                                                       bool read_only) {
-  (void)key;
   (void)read_only;
-  return Unsupported("sealed volumes (--volume " + spec + ") are not available in this build of coffer");
+  return OpenVolumeDevice(spec, key);
 }
 
 uint32_t RoundUp(uint32_t v, uint32_t unit) { return (v + unit - 1) / unit * unit; }
