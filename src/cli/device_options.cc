@@ -6,24 +6,17 @@
 #include <cerrno>
 
 #include "coffer/blockdev/file_block_device.h"
-#if __has_include("coffer/volume/open_volume.h")
 #include "coffer/volume/open_volume.h"
-#endif
 
 namespace coffer::cli {
 namespace {
 
-// Sealed volumes come from the volume module (OpenVolumeDevice, which unlocks KEYSPEC and checks the
-// volume's freshness against its anchor). A build without that module refuses --volume clearly.
+// Sealed volumes come from the volume module. Read-only use still opens the volume normally: reads
+// never commit, and Sync() without writes commits nothing.
 Result<std::unique_ptr<BlockDevice>> OpenSealedVolume(const std::string& spec, const std::string& key,
                                                       bool read_only) {
-  (void)read_only;  // the sealed volume commits only on Sync, which read-only commands never call
-#if __has_include("coffer/volume/open_volume.h")
+  (void)read_only;
   return OpenVolumeDevice(spec, key);
-#else
-  (void)key;
-  return Unsupported("sealed volumes (--volume " + spec + ") are not available in this build of coffer");
-#endif
 }
 
 uint32_t RoundUp(uint32_t v, uint32_t unit) { return (v + unit - 1) / unit * unit; }

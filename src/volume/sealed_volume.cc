@@ -102,6 +102,8 @@ struct SealedVolume::State {
   size_t clean_next = 0;
   Status broken;  // set after a failed commit or a crypto-erase
   NonceSource nonces;
+  Bytes read_scratch;    // sealed sector bytes being verified
+  Bytes commit_scratch;  // sealed sectors and header of the commit being built (reused: no page faults)
 
   const Layout& layout() const { return header.layout; }
   size_t node_bytes() const { return size_t(layout().fanout) * 32; }
@@ -174,7 +176,8 @@ struct SealedVolume::State {
       std::memset(out, 0xff, l.sector_size);
       return Status::Ok();
     }
-    Bytes raw(size_t(l.records_per_sector) * l.record_size);
+    Bytes& raw = read_scratch;
+    raw.resize(size_t(l.records_per_sector) * l.record_size);
     COFFER_RETURN_IF_ERROR(
         store->Read(l.first_sector_record + sector * l.records_per_sector, l.records_per_sector, raw));
     const uint8_t* tag = raw.data() + 32 + l.sector_size;
@@ -203,15 +206,20 @@ struct SealedVolume::State {
     for (auto& [s, data] : clean) {
       if (s == sector) return data.data();
     }
-    Bytes data(layout().sector_size);
-    COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
     if (clean.size() < 16) {
+      Bytes data(layout().sector_size);
+      COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
       clean.emplace_back(sector, std::move(data));
       return clean.back().second.data();
     }
+    // Reuse the evicted entry's buffer; on failure it no longer caches anything.
     clean_next = (clean_next + 1) % clean.size();
-    clean[clean_next] = {sector, std::move(data)};
-    return clean[clean_next].second.data();
+    auto& entry = clean[clean_next];
+    entry.first = UINT64_MAX;
+    entry.second.resize(layout().sector_size);
+    COFFER_RETURN_IF_ERROR(LoadCommitted(sector, entry.second.data()));
+    entry.first = sector;
+    return entry.second.data();
   }
 
   void DropClean(uint64_t sector) {
@@ -259,15 +267,29 @@ struct SealedVolume::State {
     // Phase 2: seal sectors, set leaves.
     size_t rps = l.records_per_sector, rpn = l.records_per_node;
     size_t sealed_count = 0;
-    for (auto& [sector, data] : dirty) sealed_count += IsErased(data) ? 0 : 1;
+    std::vector<bool> erased;
+    erased.reserve(dirty.size());
+    for (auto& [sector, data] : dirty) {
+      erased.push_back(IsErased(data));
+      sealed_count += erased.back() ? 0 : 1;
+    }
     std::set<uint64_t> touched;  // level-1 node indices
-    Bytes buffer((sealed_count * rps + l.header_records) * size_t(l.record_size), 0);
+    Bytes& buffer = commit_scratch;
+    buffer.resize((sealed_count * rps + l.header_records) * size_t(l.record_size));
     std::vector<RecordWrite> batch;
+    batch.reserve(l.header_records + sealed_count * rps + 64);
+    // Header first, then sectors, then tree nodes: record indices strictly increase, which lets
+    // stores check "distinct indices" without a hash set.
+    uint8_t* hout = buffer.data() + sealed_count * rps * l.record_size;
+    for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
     size_t used = 0;
+    size_t k = 0;
     for (auto& [sector, data] : dirty) {
       Hash256 leaf = kZeroHash;
-      if (!IsErased(data)) {
+      if (!erased[k++]) {
         uint8_t* out = buffer.data() + used;
+        size_t sealed_end = 32 + size_t(l.sector_size) + 16;
+        std::memset(out + sealed_end, 0, rps * l.record_size - sealed_end);  // record padding
         PutLe64(out, next.counter);
         nonces.Take(out + 8, volume_format::kNonceSize);
         uint8_t ad[32];
@@ -303,21 +325,25 @@ struct SealedVolume::State {
     }
     next.sealed_writes = header.sealed_writes + sealed_count;
     // Phase 4: one atomic batch.
-    std::vector<Bytes> node_images;
+    std::vector<uint64_t> dirty_nodes;
     for (auto& [global, n] : nodes) {
-      if (!n.dirty) continue;
-      Bytes img(rpn * l.record_size, 0);
-      std::memcpy(img.data(), n.content.data(), n.content.size());
-      node_images.push_back(std::move(img));
+      if (n.dirty) dirty_nodes.push_back(global);
+    }
+    std::sort(dirty_nodes.begin(), dirty_nodes.end());
+    std::vector<Bytes> node_images(dirty_nodes.size());
+    for (size_t d = 0; d < dirty_nodes.size(); ++d) {
+      uint64_t global = dirty_nodes[d];
+      Bytes& img = node_images[d];
+      img.assign(rpn * l.record_size, 0);
+      const Bytes& content = nodes.at(global).content;
+      std::memcpy(img.data(), content.data(), content.size());
       for (size_t r = 0; r < rpn; ++r) {
-        batch.push_back({l.first_tree_record + global * rpn + r,
-                         {node_images.back().data() + r * l.record_size, l.record_size}});
+        batch.push_back({l.first_tree_record + global * rpn + r, {img.data() + r * l.record_size, l.record_size}});
       }
     }
     Bytes hdr = EncodeHeader(next);
-    uint8_t* hout = buffer.data() + used;
+    std::memset(hout, 0, l.header_records * size_t(l.record_size));
     std::memcpy(hout, hdr.data(), hdr.size());
-    for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
     Status s = store->WriteBatch(batch);
     if (s.ok()) s = store->Flush();
     if (!s.ok()) {
