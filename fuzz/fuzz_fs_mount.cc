@@ -15,7 +15,7 @@ namespace {
 using coffer::fs::Filesystem;
 
 void Walk(Filesystem& fs, const std::string& dir, int depth, int* budget) {
-  if (depth > 8) return;
+  if (depth > 4) return;
   auto d = fs.OpenDir(dir);
   if (!d.ok()) return;
   while (--*budget > 0) {
@@ -32,7 +32,7 @@ void Walk(Filesystem& fs, const std::string& dir, int depth, int* budget) {
       auto f = fs.Open(path, coffer::fs::kRdOnly);
       if (!f.ok()) continue;
       std::vector<uint8_t> buf(4096);
-      for (int i = 0; i < 64; i++) {
+      for (int i = 0; i < 16; i++) {
         auto n = f->Read(buf);
         if (!n.ok() || *n == 0) break;
       }
@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.block_size = bs;
   auto fs = Filesystem::Mount(dev, cfg);
   if (!fs.ok()) return 0;
-  int budget = 2000;
+  int budget = 300;
   Walk(**fs, "/", 0, &budget);
   (void)(*fs)->BlocksInUse();
   (void)(*fs)->Traverse([](uint32_t) { return coffer::Status::Ok(); });

@@ -567,8 +567,9 @@ int Core::DirTraverse(const MDir* dir, uint32_t off, Tag ptag, const MAttr* attr
       if (!(TagId(tag) >= begin && TagId(tag) < end)) continue;
     }
 
-    if (TagType3(tag) == kFromNoop) {
-      // nothing
+    const bool from_disk = tag & 0x80000000;
+    if (TagType3(tag) == kFromNoop || (from_disk && TagType1(tag) == kTypeFrom)) {
+      // nothing (a "from" tag is an in-memory instruction; on disk it is junk to drop)
     } else if (TagType3(tag) == kFromMove) {
       if (filtertag) continue;  // duplicates inside a move cannot affect filtering
       uint16_t fromid = TagSize(tag);
@@ -676,6 +677,7 @@ STag Core::DirFetchMatch(MDir* dir, const uint32_t pair[2], Tag fmask, Tag ftag,
         if (TagId(tag) >= tempcount) tempcount = TagId(tag) + 1;
       } else if (TagType1(tag) == kTypeSplice) {
         tempcount += TagSplice(tag);
+        if (tempcount > 0x3fe) break;  // ids underflowed or overflowed: not a real commit
         if (tag == (MkTag(kTypeDelete, 0, 0) | (MkTag(0, 0x3ff, 0) & Tag(tempbesttag)))) {
           tempbesttag |= 0x80000000;
         } else if (tempbesttag != -1 && TagId(tag) <= TagId(tempbesttag)) {

@@ -112,7 +112,6 @@ TEST_P(PowerLossTest, EveryCrashPointRecovers) {
         mid = before;
         if (!s.created.empty() && !mid.count(s.created)) mid[s.created] = {};
         Status st = s.run(**fs);
-        if (!st.ok() && getenv("PL_DEBUG")) fprintf(stderr, "budget %lu failed step %ld\n", (unsigned long)budget, long(&s - &steps[0]));
         if (!st.ok()) {
           ASSERT_EQ(st.code(), StatusCode::kIoError) << st.ToString();
           break;
@@ -122,11 +121,6 @@ TEST_P(PowerLossTest, EveryCrashPointRecovers) {
       (*fs).reset();  // the crash: nothing more reaches the device
     }
     // power comes back
-    if (getenv("PL_DUMP") && budget == uint64_t(atoi(getenv("PL_DUMP")))) {
-      FILE* f = fopen("/tmp/fs_interop/crash.img", "wb");
-      fwrite(mem.raw().data(), 1, mem.raw().size(), f);
-      fclose(f);
-    }
     auto fs = Filesystem::Mount(mem, cfg);
     ASSERT_TRUE(fs.ok()) << "crash after " << budget << " writes: " << fs.status().ToString();
     Tree got;

@@ -38,7 +38,11 @@ struct Config {
   uint32_t file_max = 0;         // default 2147483647
   uint32_t attr_max = 0;         // default 1022
   uint32_t metadata_max = 0;     // default block_size
-  uint32_t inline_max = 0;       // 0: littlefs default; littlefs v2.4 behaviour is min(cache, attr_max, block/8)
+  uint32_t inline_max = 0;       // 0: littlefs default min(cache, attr_max, block/8) (also v2.4's rule);
+                                 // UINT32_MAX: no inline files
+  // block_size may be a multiple of the device's erase block (each fs block erases several).
+  // A device kCorrupt from Prog/Erase means "bad block" (relocated); other device errors,
+  // notably kDataLoss, are returned as they are.
   DiskVersion disk_version = DiskVersion::k2_1;  // used by Format only; Mount keeps the disk's
 };
 
@@ -110,7 +114,10 @@ class Dir {
 
 class Filesystem {
  public:
+  // Writes an empty filesystem of config.disk_version (2.1 by default, 2.0 for old devices).
   static Status Format(BlockDevice& device, const Config& config);
+  // Mounts; the disk keeps its own version (a 2.0 disk is never upgraded). An interrupted
+  // rename found at mount is completed (one commit) so reads see every entry.
   static Result<std::unique_ptr<Filesystem>> Mount(BlockDevice& device, const Config& config);
   // Reads the superblock of an image without mounting (geometry discovery for --image).
   // Tries the given block_size, or every power of two from 128 to 1 MiB when 0.
