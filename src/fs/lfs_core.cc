@@ -2478,6 +2478,22 @@ int Core::Mount() {
   }
   lookahead_.start = seed_ % block_count_;
   AllocDrop();
+  if (GHasMove(&gdisk_)) {
+    // A rename was interrupted between its two commits. littlefs repairs this lazily on the
+    // first write and, until then, its synthetic-move id mapping hides the entries after the
+    // moved one from lookups and listings. Finish the move now so reads see the whole tree;
+    // if the device refuses writes, keep the pending state and mount anyway.
+    GState saved = gstate_;
+    int err = DeMove();
+    if (err) {
+      gstate_ = saved;
+      gdisk_ = saved;
+      CacheDrop(&pcache_);
+      CacheDrop(&rcache_);
+      AllocDrop();
+      device_status_ = Status::Ok();
+    }
+  }
   return 0;
 }
 
