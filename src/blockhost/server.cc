@@ -84,7 +84,8 @@ struct BlockHostServer::Impl {
       SetError(res, 403, "address " + req.remote_addr + " is not in the allowlist");
       error_class = "forbidden";
     } else if (authenticate && tokens) {
-      std::string_view token = net::BearerToken(req.get_header_value("Authorization"));
+      std::string authorization = req.get_header_value("Authorization");
+      std::string_view token = net::BearerToken(authorization);
       auto who = token.empty() ? Result<std::string>(Unauthenticated("missing bearer token")) : tokens->Identify(token);
       if (!who.ok()) {
         SetError(res, 401, who.status().message());
@@ -106,6 +107,7 @@ struct BlockHostServer::Impl {
       } catch (const std::exception& e) {
         SetError(res, 500, std::string("internal error: ") + e.what());
       }
+      if (res.status == -1) res.status = 200;
       if (res.status >= 500) error_class = "server";
       else if (res.status >= 400) error_class = "client";
     }
@@ -391,6 +393,7 @@ Result<std::unique_ptr<BlockHostServer>> BlockHostServer::Create(ServerOptions o
   }
   int threads = opt.max_connections;
   impl->http->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  impl->http->set_tcp_nodelay(true);
   impl->http->set_keep_alive_max_count(1u << 30);
   impl->http->set_keep_alive_timeout(opt.keep_alive_seconds);
   impl->http->set_read_timeout(opt.read_timeout_seconds, 0);

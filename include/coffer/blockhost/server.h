@@ -31,7 +31,7 @@ struct ServerOptions {
   size_t max_body_bytes = 64 << 20;
   size_t max_range_bytes = 16 << 20;
   uint64_t max_volume_bytes = uint64_t(64) << 30;
-  int keep_alive_seconds = 30;
+  int keep_alive_seconds = 5;            // idle keep-alive; also bounds the drain at Stop()
   int read_timeout_seconds = 30;
   std::ostream* access_log = nullptr;    // one line per request, never data bytes
 };
