@@ -231,8 +231,8 @@ int main(int argc, char** argv) {
   using namespace coffer;
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   std::vector<BenchGeometry> geometries = {
-      {"flash 4 KiB blocks", BlockGeometry{256, 256, 4096, 4096}, 512, 64},
-      {"remote-disk 256 B blocks", BlockGeometry{256, 256, 256, 65536}, 256, 256},
+      {"flash 4 KiB blocks", BlockGeometry{256, 256, 4096, 8192}, 512, 64},
+      {"remote-disk 256 B blocks", BlockGeometry{256, 256, 256, 131072}, 256, 256},
   };
   std::printf("coffer fs benchmark%s: littlefs workloads, counts at the block-device boundary\n",
               quick ? " (--quick: 100 files, 1 MiB file, 20 overwrites)" : "");

@@ -77,7 +77,7 @@ class ModelRun {
   std::string DirPath() {
     auto dirs = Dirs();
     // Bounded: enough directories to exercise splits and moves, few enough to never run out of space.
-    if (dirs.size() > 10 && R(4) != 0) return dirs[1 + R(uint32_t(dirs.size() - 1))];
+    if (dirs.size() > 12) return dirs[1 + R(uint32_t(dirs.size() - 1))];
     return Join(dirs[R(uint32_t(dirs.size()))], "d" + std::to_string(R(4)));
   }
   std::string FilePath() {

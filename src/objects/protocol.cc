@@ -216,6 +216,51 @@ Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
       for (const auto& id : page->ids) PutStr8(out, id);
       return out;
     }
+    case Op::kGet: {
+      uint32_t flags, max_len;
+      uint64_t offset;
+      std::string share, id;
+      if (!r.U32(flags) || !r.Str8(share) || !r.Str8(id) || !r.U64(offset) || !r.U32(max_len) || !done("GET")) {
+        return Malformed("GET has a bad length");
+      }
+      if (max_len > kMaxChunk) return Malformed("GET asks for more than 1 MiB");
+      auto h = s.Open(share, id, flags | kAccessRead);
+      if (!h.ok()) return StatusResponse(h.status());
+      Bytes out = StatusResponse(Status::Ok());
+      auto info = s.Info(*h);
+      Status st = info.status();
+      if (st.ok()) {
+        AppendLe64(out, info->meta.size);
+        AppendLe32(out, info->meta.object_flags);
+        AppendLe32(out, info->meta.user_flags);
+        AppendLe64(out, info->meta.user_capacity);
+        AppendLe32(out, info->meta.owner_uid);
+        if (offset > info->meta.size) offset = info->meta.size;
+        st = s.Seek(*h, int64_t(offset), Whence::kSet).status();
+      }
+      if (st.ok()) {
+        size_t head = out.size();
+        out.resize(head + std::min<uint64_t>(max_len, info->meta.size - offset));
+        auto n = s.Read(*h, MutableByteSpan(out).subspan(head));
+        st = n.status();
+        if (st.ok()) out.resize(head + *n);
+      }
+      Status closed = s.Close(*h);
+      if (st.ok()) st = closed;
+      if (!st.ok()) return StatusResponse(st);
+      return out;
+    }
+    case Op::kPut: {
+      uint32_t flags, oflags, uflags;
+      uint64_t cap;
+      std::string share, id;
+      if (!r.U32(flags) || !r.U32(oflags) || !r.U32(uflags) || !r.U64(cap) || !r.Str8(share) || !r.Str8(id)) {
+        return Malformed("PUT is truncated");
+      }
+      auto h = s.Create(share, id, flags, CreateAttrs{oflags, uflags, cap}, r.Rest());
+      if (!h.ok()) return StatusResponse(h.status());
+      return StatusResponse(s.Close(*h));
+    }
     case Op::kUsage: {
       std::string share;
       if (!r.Str8(share) || !done("USAGE")) return Malformed("USAGE has a bad length");
@@ -287,6 +332,42 @@ Status WriteFrame(int fd, ByteSpan body) {
   return Status::Ok();
 }
 
+Result<ObjectContents> ObjectConnection::ReadObject(const std::string& share, const std::string& id,
+                                                   uint64_t offset, size_t max_length) {
+  COFFER_ASSIGN_OR_RETURN(uint32_t h, Open(share, id, kAccessRead | kShareRead));
+  auto body = [&]() -> Result<ObjectContents> {
+    ObjectContents c;
+    COFFER_ASSIGN_OR_RETURN(auto info, Info(h));
+    c.meta = info.meta;
+    if (offset >= c.meta.size) return c;
+    COFFER_RETURN_IF_ERROR(Seek(h, int64_t(offset), Whence::kSet).status());
+    c.data.resize(std::min<uint64_t>(max_length, c.meta.size - offset));
+    COFFER_ASSIGN_OR_RETURN(size_t n, Read(h, c.data));
+    c.data.resize(n);
+    return c;
+  };
+  auto result = body();
+  Status closed = Close(h);
+  if (result.ok() && !closed.ok()) return closed;
+  return result;
+}
+
+Status ObjectConnection::WriteObject(const std::string& share, const std::string& id, uint32_t flags,
+                                     const CreateAttrs& attrs, ByteSpan data) {
+  size_t first = std::min<size_t>(data.size(), kMaxChunk - 512);
+  COFFER_ASSIGN_OR_RETURN(uint32_t h, Create(share, id, flags, attrs, data.first(first)));
+  Status st;
+  if (first < data.size()) {
+    st = Seek(h, 0, Whence::kEnd).status();
+    if (st.ok()) st = Write(h, data.subspan(first));
+  }
+  if (!st.ok()) {
+    (void)CloseAndDelete(h);  // discards the staged object; an older one stays
+    return st;
+  }
+  return Close(h);
+}
+
 namespace {
 
 class LocalConnection : public ObjectConnection {
@@ -342,6 +423,44 @@ class SocketConnection : public ObjectConnection {
     Append(req, initial);
     COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
     return U32At(resp);
+  }
+  Result<ObjectContents> ReadObject(const std::string& share, const std::string& id, uint64_t offset,
+                                    size_t max_length) override {
+    if (max_length > kMaxChunk) return ObjectConnection::ReadObject(share, id, offset, max_length);
+    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    Bytes req = Encode(Op::kGet);
+    AppendLe32(req, kAccessRead | kShareRead);
+    PutStr8(req, share);
+    PutStr8(req, id);
+    AppendLe64(req, offset);
+    AppendLe32(req, uint32_t(max_length));
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    Reader r(resp);
+    ObjectContents c;
+    if (!r.U64(c.meta.size) || !r.U32(c.meta.object_flags) || !r.U32(c.meta.user_flags) ||
+        !r.U64(c.meta.user_capacity) || !r.U32(c.meta.owner_uid)) {
+      return Corrupt("object daemon sent a malformed GET answer");
+    }
+    ByteSpan rest = r.Rest();
+    if (rest.size() > max_length) return Corrupt("object daemon answered GET with too many bytes");
+    c.data.assign(rest.begin(), rest.end());
+    return c;
+  }
+  Status WriteObject(const std::string& share, const std::string& id, uint32_t flags, const CreateAttrs& attrs,
+                     ByteSpan data) override {
+    if (data.size() > kMaxChunk) return ObjectConnection::WriteObject(share, id, flags, attrs, data);
+    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    Bytes req = Encode(Op::kPut);
+    AppendLe32(req, flags);
+    AppendLe32(req, attrs.object_flags);
+    AppendLe32(req, attrs.user_flags);
+    AppendLe64(req, attrs.user_capacity);
+    PutStr8(req, share);
+    PutStr8(req, id);
+    Append(req, data);
+    return Call(req).status();
   }
   Result<uint32_t> Open(const std::string& share, const std::string& id, uint32_t flags) override {
     COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));

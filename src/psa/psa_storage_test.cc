@@ -113,6 +113,7 @@ TEST_P(PsaTest, UidZeroAndBadArgumentsAreRefused) {
   EXPECT_EQ(psa_its_get(3, 2, 100, out, &n), PSA_SUCCESS);
   EXPECT_EQ(n, 2u);
   EXPECT_EQ(psa_its_get(3, SIZE_MAX, 1, out, &n), PSA_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(psa_its_get(3, 2, UINT32_MAX, out, &n), PSA_ERROR_INVALID_ARGUMENT);  // no buffer is that large
 }
 
 TEST_P(PsaTest, WriteOnceCannotBeChangedOrRemoved) {
@@ -140,7 +141,7 @@ TEST_P(PsaTest, CreateAndSetExtended) {
   ASSERT_EQ(psa_ps_get_info(5, &info), PSA_SUCCESS);
   EXPECT_EQ(info.capacity, 16u);
   EXPECT_EQ(info.size, 0u);
-  EXPECT_EQ(psa_ps_create(5, 16, 0), PSA_SUCCESS);  // identical: fine
+  EXPECT_EQ(psa_ps_create(5, 16, 0), PSA_ERROR_ALREADY_EXISTS);  // even identical
   EXPECT_EQ(psa_ps_create(5, 8, 0), PSA_ERROR_ALREADY_EXISTS);
   EXPECT_EQ(psa_ps_create(6, 8, PSA_STORAGE_FLAG_WRITE_ONCE), PSA_ERROR_NOT_SUPPORTED);
   ASSERT_EQ(psa_ps_set_extended(5, 0, 4, "abcd"), PSA_SUCCESS);

@@ -29,9 +29,9 @@ enum class PowerCutMode {
   kAtomic,      // the interrupted operation does not happen at all; everything before it did
   kTorn,        // the interrupted prog is applied to a prefix of its bytes (an erase: a prefix of
                 // the block is erased, the rest keeps its old bytes)
-  kOutOfOrder,  // like kAtomic for the interrupted operation, and every block touched since the last
-                // Sync() ends, independently per prog unit, as before or after its unsynced writes
-                // (the device reordered or lost writes it had not promised to keep)
+  kOutOfOrder,  // like kAtomic for the interrupted operation, and every block written since the last
+                // Sync() independently keeps all its unsynced writes or loses them all (back to its
+                // bytes at the last Sync): the device reordered writes block by block
 };
 
 // How a bad block misbehaves (littlefs emubd's badblock behaviours).

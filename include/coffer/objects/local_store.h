@@ -7,6 +7,7 @@
 #include <string>
 
 #include "coffer/base/status.h"
+#include "coffer/blockdev/block_device.h"
 #include "coffer/objects/store.h"
 
 namespace coffer::objects {
@@ -21,6 +22,9 @@ class LocalStore {
 
 // A volatile store (contents vanish with the process).
 Result<std::unique_ptr<LocalStore>> OpenMemoryStore(StoreOptions options = {});
+// Mounts littlefs on `device` (formatting it only when blank) and opens the store on it.
+Result<std::unique_ptr<LocalStore>> OpenStoreOnDevice(std::unique_ptr<BlockDevice> device,
+                                                      StoreOptions options = {});
 // Opens the sealed volume `volume_spec` with `key_spec`, mounts its littlefs (formatting it when
 // it holds no filesystem yet) and opens the store on it. kUnsupported when this build lacks the
 // volume or fs module.

@@ -32,6 +32,8 @@ enum class Op : uint8_t {
   kInfo = 10,
   kEnumerate = 11,
   kUsage = 12,
+  kGet = 13,  // open + read + close in one round trip
+  kPut = 14,  // create + data + close (commit) in one round trip
 };
 
 // Server side: decodes one request body, runs it on the session, encodes the response body.
@@ -48,9 +50,21 @@ struct Usage {
   uint64_t quota = 0;  // 0 = none
 };
 
+struct ObjectContents {
+  ObjectMeta meta;  // meta.size = the whole object's size
+  Bytes data;       // the bytes read
+};
+
 class ObjectConnection {
  public:
   virtual ~ObjectConnection() = default;
+  // Whole-object shortcuts (one round trip through the daemon when they fit one frame).
+  // ReadObject: up to max_length bytes from offset (opened READ|SHARE_READ, closed again).
+  virtual Result<ObjectContents> ReadObject(const std::string& share, const std::string& id, uint64_t offset,
+                                            size_t max_length);
+  // WriteObject: creates id with `flags` (add kOverwrite to replace) holding data; committed on return.
+  virtual Status WriteObject(const std::string& share, const std::string& id, uint32_t flags,
+                             const CreateAttrs& attrs, ByteSpan data);
   virtual Result<uint32_t> Create(const std::string& share, const std::string& id, uint32_t flags,
                                   const CreateAttrs& attrs, ByteSpan initial_data = {}) = 0;
   virtual Result<uint32_t> Open(const std::string& share, const std::string& id, uint32_t flags) = 0;

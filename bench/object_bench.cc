@@ -1,0 +1,133 @@
+// Object store throughput: set/get of 64 B, 4 KiB and 1 MiB objects through the daemon's socket
+// protocol, beside the same operations in-process on the same store, in one run. Prints
+// daemon/in-process ratios at the end (goal: >= 0.5 for 4 KiB).
+//
+// The store: a sealed volume when COFFER_BENCH_VOLUME and COFFER_BENCH_KEY are set (make one with
+// `coffer key new K && coffer volume create file:V --key K --size 67108864`), else littlefs on a
+// RAM device (printed in the header). The daemon side is the real ObjectServer (the code behind
+// `coffer objectd`) serving a Unix socket in this process; clients are real socket connections.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "coffer/blockdev/memory_block_device.h"
+#include "coffer/objectd/server.h"
+#include "coffer/objects/local_store.h"
+#include "coffer/objects/protocol.h"
+
+namespace {
+
+using namespace coffer;
+using namespace coffer::objects;
+
+struct World {
+  std::unique_ptr<LocalStore> local;
+  std::unique_ptr<objectd::ObjectServer> server;
+  std::unique_ptr<ObjectConnection> in_process, daemon;
+  std::string socket_path, what;
+};
+
+World& GetWorld() {
+  static World* w = [] {
+    auto* w = new World;
+    const char* vol = std::getenv("COFFER_BENCH_VOLUME");
+    const char* key = std::getenv("COFFER_BENCH_KEY");
+    Result<std::unique_ptr<LocalStore>> local = Unsupported("unset");
+    if (vol && key) {
+      local = OpenSealedStore(vol, key);
+      w->what = std::string("sealed volume ") + vol;
+    } else {
+      local = OpenStoreOnDevice(std::make_unique<MemoryBlockDevice>(BlockGeometry{16, 16, 4096, 16384, 0xff}));
+      w->what = "littlefs on a 64 MiB RAM device (set COFFER_BENCH_VOLUME/COFFER_BENCH_KEY for a sealed volume)";
+    }
+    if (!local.ok()) {
+      std::fprintf(stderr, "object bench: %s\n", local.status().ToString().c_str());
+      std::exit(1);
+    }
+    w->local = std::move(local).value();
+    w->socket_path = "/tmp/coffer-object-bench-" + std::to_string(getpid()) + ".sock";
+    objectd::ServerOptions so;
+    so.socket_path = w->socket_path;
+    w->server = std::move(objectd::ObjectServer::Start(w->local->store(), so)).value();
+    w->in_process = NewLocalConnection(w->local->store(), getuid());
+    w->daemon = std::move(ConnectObjectDaemon(w->socket_path)).value();
+    std::printf("object store bench on %s\n", w->what.c_str());
+    return w;
+  }();
+  return *w;
+}
+
+std::mutex g_mu;
+std::map<std::string, double> g_rates;  // "set/4096/daemon" -> ops/s
+
+void Record(const std::string& key, double ops, double seconds) {
+  std::lock_guard lock(g_mu);
+  if (seconds > 0) g_rates[key] = ops / seconds;
+}
+
+constexpr uint32_t kRW = kAccessRead | kAccessWrite | kAccessWriteMeta | kOverwrite;
+
+// The whole-object operations (one round trip through the daemon for objects up to 1 MiB).
+void Set(ObjectConnection& c, const std::string& id, const Bytes& data) {
+  if (!c.WriteObject("", id, kRW, {}, data).ok()) std::abort();
+}
+
+void Get(ObjectConnection& c, const std::string& id, Bytes& out) {
+  auto got = c.ReadObject("", id, 0, out.size());
+  if (!got.ok() || got->data.size() != out.size()) std::abort();
+  out = std::move(got->data);
+}
+
+void BM_Object(benchmark::State& state, bool set, bool daemon) {
+  World& w = GetWorld();
+  ObjectConnection& c = daemon ? *w.daemon : *w.in_process;
+  size_t size = size_t(state.range(0));
+  Bytes data(size, 0x5a);
+  std::string id = std::string(set ? "set-" : "get-") + std::to_string(size);
+  if (!set) Set(c, id, data);
+  auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (set) {
+      data[0]++;
+      Set(c, id, data);
+    } else {
+      Get(c, id, data);
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(size));
+  Record(std::string(set ? "set/" : "get/") + std::to_string(size) + (daemon ? "/daemon" : "/in-process"),
+         double(state.iterations()), secs);
+}
+
+BENCHMARK_CAPTURE(BM_Object, set_in_process, true, false)->Arg(64)->Arg(4096)->Arg(1 << 20)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Object, set_daemon, true, true)->Arg(64)->Arg(4096)->Arg(1 << 20)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Object, get_in_process, false, false)->Arg(64)->Arg(4096)->Arg(1 << 20)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Object, get_daemon, false, true)->Arg(64)->Arg(4096)->Arg(1 << 20)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  std::printf("\n%-6s %9s %14s %14s %8s\n", "op", "size", "in-process/s", "daemon/s", "ratio");
+  for (const char* op : {"set", "get"}) {
+    for (int size : {64, 4096, 1 << 20}) {
+      std::string base = std::string(op) + "/" + std::to_string(size);
+      auto in = g_rates.find(base + "/in-process"), dm = g_rates.find(base + "/daemon");
+      if (in == g_rates.end() || dm == g_rates.end()) continue;
+      std::printf("%-6s %9d %14.0f %14.0f %8.2f%s\n", op, size, in->second, dm->second, dm->second / in->second,
+                  size == 4096 ? (dm->second / in->second >= 0.5 ? "  (goal >= 0.5: met)" : "  (goal >= 0.5: MISSED)")
+                               : "");
+    }
+  }
+  GetWorld().server->Stop();
+  benchmark::Shutdown();
+  return 0;
+}
