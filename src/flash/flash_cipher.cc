@@ -12,6 +12,7 @@
 #include "coffer/flash/flash_cipher.h"
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <array>
@@ -222,6 +223,39 @@ AESNI_TARGET void Esp32GroupAesNi(const uint8_t key[32], const uint8_t* in, uint
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * b), _mm_shuffle_epi8(x, rev));
     }
   }
+  OPENSSL_cleanse(rk, sizeof rk);
+}
+
+// Four consecutive 32-byte groups (128 bytes) with four keys, interleaved so the AES units work on
+// eight independent blocks at once instead of waiting on one block's round latency.
+AESNI_TARGET void Esp32Groups4AesNi(const uint8_t keys[4][32], const uint8_t* in, uint8_t* out, bool flash_encrypt) {
+  __m128i rk[4][15];
+  for (int g = 0; g < 4; ++g) Aes256Expand(keys[g], rk[g]);
+  const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m128i x[8];
+  for (int b = 0; b < 8; ++b) x[b] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * b)), rev);
+  if (flash_encrypt) {
+    __m128i dk[4][15];
+    for (int g = 0; g < 4; ++g) {
+      dk[g][0] = rk[g][14];
+      for (int i = 1; i < 14; ++i) dk[g][i] = _mm_aesimc_si128(rk[g][14 - i]);
+      dk[g][14] = rk[g][0];
+    }
+    for (int b = 0; b < 8; ++b) x[b] = _mm_xor_si128(x[b], dk[b / 2][0]);
+    for (int i = 1; i < 14; ++i) {
+      for (int b = 0; b < 8; ++b) x[b] = _mm_aesdec_si128(x[b], dk[b / 2][i]);
+    }
+    for (int b = 0; b < 8; ++b) x[b] = _mm_aesdeclast_si128(x[b], dk[b / 2][14]);
+    OPENSSL_cleanse(dk, sizeof dk);
+  } else {
+    for (int b = 0; b < 8; ++b) x[b] = _mm_xor_si128(x[b], rk[b / 2][0]);
+    for (int i = 1; i < 14; ++i) {
+      for (int b = 0; b < 8; ++b) x[b] = _mm_aesenc_si128(x[b], rk[b / 2][i]);
+    }
+    for (int b = 0; b < 8; ++b) x[b] = _mm_aesenclast_si128(x[b], rk[b / 2][14]);
+  }
+  for (int b = 0; b < 8; ++b) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * b), _mm_shuffle_epi8(x[b], rev));
+  OPENSSL_cleanse(rk, sizeof rk);
 }
 #endif
 
@@ -382,6 +416,16 @@ Status FlashCipher::Transform(uint64_t address, ByteSpan in, MutableByteSpan out
     while (pos < n) {
       uint64_t off = address + pos;
       // Blocks sharing offset >> 5 share a key: one or two 16-byte blocks.
+#if COFFER_FLASH_AESNI
+      if (HaveAesNi() && off % 32 == 0 && n - pos >= 128) {
+        uint8_t keys[4][32];
+        for (int g = 0; g < 4; ++g) Esp32TweakKey(key, off + 32 * g, m.conf, keys[g]);
+        Esp32Groups4AesNi(keys, src + pos, dst + pos, !decrypt);
+        OPENSSL_cleanse(keys, sizeof keys);
+        pos += 128;
+        continue;
+      }
+#endif
       size_t group = (off % 32 == 0 && n - pos >= 32) ? 32 : 16;
       Esp32TweakKey(key, off, m.conf, tk);
 #if COFFER_FLASH_AESNI
