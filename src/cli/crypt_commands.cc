@@ -301,6 +301,7 @@ void RegisterCryptCommands(CLI::App& app, Context& ctx) {
   RegisterCat(*crypt, ctx);
   RegisterVerify(*crypt, ctx);
   RegisterManifest(*crypt, ctx);
+  RegisterCryptMount(*crypt, ctx);
 }
 
 }  // namespace coffer::cli

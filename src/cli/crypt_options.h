@@ -38,5 +38,7 @@ Result<CryptSetup> ResolveCrypt(const CryptOptions& o, Console& console, bool co
 // Reads a secret line from /dev/tty without echo. kFailedPrecondition when there is no terminal.
 Result<SecretBytes> PromptSecret(const std::string& prompt);
 
+// `coffer crypt mount` (crypt_mount.cc).
+void RegisterCryptMount(CLI::App& crypt, Context& ctx);
 
 }  // namespace coffer::cli

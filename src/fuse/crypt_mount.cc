@@ -1,0 +1,703 @@
+#define FUSE_USE_VERSION 35
+#include "coffer/fuse/crypt_mount.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <sodium.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "coffer/base/file_util.h"
+#include "coffer/base/random.h"
+#include "coffer/rclone/manifest.h"
+#include "coffer/rclone/tree.h"
+
+namespace coffer::fuse {
+namespace {
+
+using rclone::kChunkDataSize;
+using rclone::kChunkSize;
+using rclone::kFileHeaderSize;
+
+struct OpenFile {
+  std::mutex mu;
+  std::string rel;         // plaintext path relative to the mount root
+  bool loaded = false;     // data holds the whole plaintext
+  bool dirty = false;
+  Bytes data;
+  int refs = 0;
+  // Read path for files not loaded: header nonce and a one-chunk cache.
+  bool have_nonce = false;
+  rclone::FileNonce nonce{};
+  uint64_t cached_index = UINT64_MAX;
+  Bytes cache;
+};
+
+class CryptFs {
+ public:
+  CryptFs(const CryptMountOptions& o, const rclone::RcloneKeys& keys, const rclone::NameOptions& names)
+      : opts_(o), keys_{keys.data_key.Clone(), keys.name_key.Clone(), keys.name_tweak.Clone()},
+        names_(keys_, names), files_(keys_), root_(o.encrypted_dir) {}
+
+  Status LoadManifest() {
+    rclone::AnchorStore anchors(opts_.state_file.empty() ? rclone::AnchorStore::DefaultPath() : opts_.state_file);
+    bool present = false;
+    auto problems = rclone::CheckFolderManifest(root_, names_, keys_, anchors, opts_.manifest, &present);
+    if (!problems.empty()) {
+      std::string msg = problems[0].second.message();
+      if (problems.size() > 1) msg += " (and " + std::to_string(problems.size() - 1) + " more problems)";
+      return Status(problems[0].second.code(), msg);
+    }
+    if (!present) return Status::Ok();
+    auto bytes = ReadFileBytes(root_ + "/" + rclone::kManifestName);
+    if (!bytes.ok()) return bytes.status();
+    auto m = rclone::ParseManifest(*bytes, keys_);
+    if (!m.ok()) return m.status();
+    man_ = std::move(*m);
+    has_manifest_ = true;
+    return Status::Ok();
+  }
+
+  Status SaveManifest() {
+    std::lock_guard lock(man_mu_);
+    if (!has_manifest_ || !man_dirty_) return Status::Ok();
+    man_.counter++;
+    Bytes bytes = rclone::SerializeManifest(man_, keys_);
+    COFFER_RETURN_IF_ERROR(WriteFileAtomic(root_ + "/" + rclone::kManifestName, bytes, AtomicWriteOptions{0644, true}));
+    rclone::AnchorStore anchors(opts_.state_file.empty() ? rclone::AnchorStore::DefaultPath() : opts_.state_file);
+    man_dirty_ = false;
+    return anchors.CheckAndAdvance(root_, &man_, bytes);
+  }
+
+  void Log(const std::string& msg) {
+    syslog(LOG_ERR, "coffer crypt mount %s: %s", opts_.mountpoint.c_str(), msg.c_str());
+    if (opts_.foreground) fprintf(stderr, "coffer: mount: %s\n", msg.c_str());
+  }
+
+  static std::string Rel(const char* path) {
+    std::string p = path;
+    while (!p.empty() && p.front() == '/') p.erase(0, 1);
+    return p;
+  }
+  std::string EncRelFile(const std::string& rel) const { return names_.EncryptFileName(rel); }
+  std::string EncFile(const std::string& rel) const { return root_ + "/" + EncRelFile(rel); }
+  std::string EncDir(const std::string& rel) const {
+    return rel.empty() ? root_ : root_ + "/" + names_.EncryptDirName(rel);
+  }
+  static bool SegmentsFit(const std::string& enc_rel) {
+    size_t start = 0;
+    while (true) {
+      size_t slash = enc_rel.find('/', start);
+      size_t end = slash == std::string::npos ? enc_rel.size() : slash;
+      if (end - start > 255) return false;
+      if (slash == std::string::npos) return true;
+      start = slash + 1;
+    }
+  }
+
+  std::shared_ptr<OpenFile> Find(const std::string& rel) {
+    std::lock_guard lock(map_mu_);
+    auto it = open_.find(rel);
+    return it == open_.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<OpenFile> Acquire(const std::string& rel) {
+    std::lock_guard lock(map_mu_);
+    auto& slot = open_[rel];
+    if (!slot) {
+      slot = std::make_shared<OpenFile>();
+      slot->rel = rel;
+    }
+    slot->refs++;
+    return slot;
+  }
+  void Release(const std::shared_ptr<OpenFile>& f) {
+    std::lock_guard lock(map_mu_);
+    if (--f->refs == 0) {
+      auto it = open_.find(f->rel);
+      if (it != open_.end() && it->second == f) open_.erase(it);
+    }
+  }
+
+  // Checks the encrypted file against the manifest (if any). -EIO on mismatch.
+  int CheckAgainstManifest(const std::string& rel) {
+    if (!has_manifest_) return 0;
+    std::string enc_rel = EncRelFile(rel);
+    rclone::ManifestEntry want;
+    {
+      std::lock_guard lock(man_mu_);
+      auto it = man_.files.find(enc_rel);
+      if (it == man_.files.end()) {
+        Log(rel + ": not listed in the manifest (added outside coffer); refusing to read it");
+        return -EIO;
+      }
+      want = it->second;
+    }
+    auto got = rclone::HashEncryptedFile(root_ + "/" + enc_rel);
+    if (!got.ok()) return StatusToErrno(got.status());
+    if (got->encrypted_size != want.encrypted_size || !ConstantTimeEquals(got->sha256, want.sha256)) {
+      Log(rel + ": content differs from the manifest (swapped, cut or rolled back); refusing to read it");
+      return -EIO;
+    }
+    return 0;
+  }
+
+  // Loads the whole plaintext (f->mu held).
+  int Load(OpenFile& f) {
+    if (f.loaded) return 0;
+    std::string enc = EncFile(f.rel);
+    auto bytes = ReadFileBytes(enc);
+    if (!bytes.ok()) {
+      if (bytes.status().code() == StatusCode::kNotFound) { f.data.clear(); f.loaded = true; return 0; }
+      return StatusToErrno(bytes.status());
+    }
+    auto plain = files_.DecryptBuffer(*bytes, f.rel);
+    if (!plain.ok()) { Log(plain.status().message()); return -EIO; }
+    f.data = std::move(*plain);
+    f.loaded = true;
+    return 0;
+  }
+
+  // Re-encrypts f to a temp file and renames it over the encrypted file (f->mu held).
+  int WriteBack(OpenFile& f, bool sync) {
+    if (!f.dirty) return 0;
+    std::string enc_rel = EncRelFile(f.rel);
+    std::string enc = root_ + "/" + enc_rel;
+    Bytes out = files_.EncryptBuffer(f.data, rclone::RandomFileNonce());
+    size_t slash = enc.rfind('/');
+    std::string tmp = enc.substr(0, slash) + "/.coffer-tmp-" + HexEncode(RandomBytes(8));
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n = ::write(fd, out.data() + done, out.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return -err;
+      }
+      done += size_t(n);
+    }
+    struct stat old;
+    if (::stat(enc.c_str(), &old) == 0) (void)::fchmod(fd, old.st_mode & 07777);
+    if (sync && ::fsync(fd) != 0) { int err = errno; ::close(fd); ::unlink(tmp.c_str()); return -err; }
+    ::close(fd);
+    if (::rename(tmp.c_str(), enc.c_str()) != 0) { int err = errno; ::unlink(tmp.c_str()); return -err; }
+    f.dirty = false;
+    f.have_nonce = false;
+    f.cached_index = UINT64_MAX;
+    if (has_manifest_) {
+      rclone::ManifestEntry e;
+      e.plain_size = f.data.size();
+      e.encrypted_size = out.size();
+      crypto_hash_sha256(e.sha256.data(), out.data(), out.size());
+      std::lock_guard lock(man_mu_);
+      man_.files[enc_rel] = e;
+      man_dirty_ = true;
+    }
+    return 0;
+  }
+
+  // Reads from the encrypted file chunk by chunk (f->mu held, file not loaded).
+  int ReadEncrypted(OpenFile& f, char* buf, size_t size, off_t off) {
+    std::string enc = EncFile(f.rel);
+    int fd = ::open(enc.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    ::fstat(fd, &st);
+    auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
+    if (!plain_size.ok()) { ::close(fd); Log(f.rel + ": " + plain_size.status().message()); return -EIO; }
+    if (!f.have_nonce) {
+      uint8_t header[kFileHeaderSize];
+      ssize_t n = ::pread(fd, header, sizeof header, 0);
+      auto nonce = rclone::FileCipher::ParseHeader(ByteSpan(header, n < 0 ? 0 : size_t(n)), f.rel);
+      if (!nonce.ok()) { ::close(fd); Log(nonce.status().message()); return -EIO; }
+      f.nonce = *nonce;
+      f.have_nonce = true;
+    }
+    size_t copied = 0;
+    Bytes sealed(kChunkSize);
+    while (copied < size && uint64_t(off) + copied < *plain_size) {
+      uint64_t pos = uint64_t(off) + copied;
+      uint64_t index = pos / kChunkDataSize;
+      if (f.cached_index != index) {
+        ssize_t n = ::pread(fd, sealed.data(), kChunkSize, off_t(kFileHeaderSize + index * kChunkSize));
+        if (n < 0) { int err = errno; ::close(fd); return -err; }
+        f.cache.resize(kChunkDataSize);
+        Status s = files_.OpenChunk(f.nonce, index, ByteSpan(sealed.data(), size_t(n)), f.cache.data(), f.rel);
+        if (!s.ok()) { ::close(fd); f.cached_index = UINT64_MAX; Log(s.message()); return -EIO; }
+        f.cache.resize(size_t(n) - rclone::kChunkTagSize);
+        f.cached_index = index;
+      }
+      size_t within = size_t(pos % kChunkDataSize);
+      if (within >= f.cache.size()) break;
+      size_t take = std::min(size - copied, f.cache.size() - within);
+      std::memcpy(buf + copied, f.cache.data() + within, take);
+      copied += take;
+    }
+    ::close(fd);
+    return int(copied);
+  }
+
+  const CryptMountOptions opts_;
+  rclone::RcloneKeys keys_;
+  rclone::NameCipher names_;
+  rclone::FileCipher files_;
+  std::string root_;
+  std::mutex map_mu_;
+  std::map<std::string, std::shared_ptr<OpenFile>> open_;
+  std::mutex man_mu_;
+  bool has_manifest_ = false;
+  bool man_dirty_ = false;
+  rclone::Manifest man_;
+};
+
+CryptFs* Fs() { return static_cast<CryptFs*>(fuse_get_context()->private_data); }
+
+OpenFile* Handle(struct fuse_file_info* fi) { return fi ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr; }
+
+int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  std::string rel = CryptFs::Rel(path);
+  if (rel.empty()) return ::lstat(fs->root_.c_str(), st) == 0 ? 0 : -errno;
+  auto open = fs->Find(rel);
+  std::string f = fs->EncFile(rel);
+  if (::lstat(f.c_str(), st) == 0 && S_ISREG(st->st_mode)) {
+    if (open) {
+      std::lock_guard lock(open->mu);
+      if (open->loaded) { st->st_size = off_t(open->data.size()); return 0; }
+    }
+    auto size = rclone::DecryptedSize(uint64_t(st->st_size));
+    if (!size.ok()) { fs->Log(rel + ": " + size.status().message()); return -EIO; }
+    st->st_size = off_t(*size);
+    st->st_blocks = (st->st_size + 511) / 512;
+    return 0;
+  }
+  std::string d = fs->EncDir(rel);
+  if (::lstat(d.c_str(), st) == 0 && S_ISDIR(st->st_mode)) return 0;
+  if (open) {  // created but not yet written back
+    std::memset(st, 0, sizeof *st);
+    st->st_mode = S_IFREG | 0644;
+    st->st_nlink = 1;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    std::lock_guard lock(open->mu);
+    st->st_size = off_t(open->data.size());
+    return 0;
+  }
+  return -ENOENT;
+}
+
+int OpReaddir(const char* path, void* buf, fuse_fill_dir_t filler, off_t, struct fuse_file_info*,
+              enum fuse_readdir_flags) {
+  CryptFs* fs = Fs();
+  std::string rel = CryptFs::Rel(path);
+  DIR* dir = ::opendir(fs->EncDir(rel).c_str());
+  if (!dir) return -errno;
+  filler(buf, ".", nullptr, 0, fuse_fill_dir_flags(0));
+  filler(buf, "..", nullptr, 0, fuse_fill_dir_flags(0));
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name == "." || name == ".." || rclone::IsReservedName(name)) continue;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir = ::fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    auto plain = is_dir ? fs->names_.DecryptDirName(name) : fs->names_.DecryptFileName(name);
+    if (!plain.ok()) {
+      fs->Log((rel.empty() ? "" : rel + "/") + name + ": name does not decrypt, hidden (" + plain.status().message() + ")");
+      continue;
+    }
+    filler(buf, plain->c_str(), nullptr, 0, fuse_fill_dir_flags(0));
+  }
+  ::closedir(dir);
+  return 0;
+}
+
+int CheckWritable(CryptFs* fs) { return fs->opts_.read_only ? -EROFS : 0; }
+
+int OpMkdir(const char* path, mode_t mode) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  std::string rel = CryptFs::Rel(path);
+  std::string enc_rel = fs->names_.EncryptDirName(rel);
+  if (!CryptFs::SegmentsFit(enc_rel)) return -ENAMETOOLONG;
+  return ::mkdir((fs->root_ + "/" + enc_rel).c_str(), mode) == 0 ? 0 : -errno;
+}
+
+int OpRmdir(const char* path) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  return ::rmdir(fs->EncDir(CryptFs::Rel(path)).c_str()) == 0 ? 0 : -errno;
+}
+
+int OpUnlink(const char* path) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  std::string rel = CryptFs::Rel(path);
+  std::string enc_rel = fs->EncRelFile(rel);
+  if (::unlink((fs->root_ + "/" + enc_rel).c_str()) != 0) return -errno;
+  if (fs->has_manifest_) {
+    std::lock_guard lock(fs->man_mu_);
+    fs->man_.files.erase(enc_rel);
+    fs->man_dirty_ = true;
+  }
+  return 0;
+}
+
+int OpRename(const char* from, const char* to, unsigned int flags) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  if (flags & ~unsigned(RENAME_NOREPLACE)) return -EINVAL;
+  std::string rf = CryptFs::Rel(from), rt = CryptFs::Rel(to);
+  struct stat st;
+  bool is_dir = ::lstat(fs->EncDir(rf).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  std::string ef = is_dir ? fs->names_.EncryptDirName(rf) : fs->EncRelFile(rf);
+  std::string et = is_dir ? fs->names_.EncryptDirName(rt) : fs->EncRelFile(rt);
+  if (!CryptFs::SegmentsFit(et)) return -ENAMETOOLONG;
+  // Flush a file that is open with pending writes so the rename moves its current content.
+  if (auto open = fs->Find(rf)) {
+    std::lock_guard lock(open->mu);
+    if (int e = fs->WriteBack(*open, false)) return e;
+  }
+  std::string src = fs->root_ + "/" + ef, dst = fs->root_ + "/" + et;
+  if (flags & RENAME_NOREPLACE) {
+    if (::renameat2(AT_FDCWD, src.c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) return -errno;
+  } else if (::rename(src.c_str(), dst.c_str()) != 0) {
+    return -errno;
+  }
+  {
+    std::lock_guard lock(fs->map_mu_);
+    std::map<std::string, std::shared_ptr<OpenFile>> moved;
+    for (auto it = fs->open_.begin(); it != fs->open_.end();) {
+      const std::string& k = it->first;
+      if (k == rf || (is_dir && k.starts_with(rf + "/"))) {
+        std::string nk = rt + k.substr(rf.size());
+        { std::lock_guard fl(it->second->mu); it->second->rel = nk; }
+        moved[nk] = it->second;
+        it = fs->open_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [k, v] : moved) fs->open_[k] = v;
+  }
+  if (fs->has_manifest_) {
+    std::lock_guard lock(fs->man_mu_);
+    std::map<std::string, rclone::ManifestEntry> moved;
+    for (auto it = fs->man_.files.begin(); it != fs->man_.files.end();) {
+      if (it->first == ef || (is_dir && it->first.starts_with(ef + "/"))) {
+        moved[et + it->first.substr(ef.size())] = it->second;
+        it = fs->man_.files.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!is_dir) fs->man_.files.erase(et);
+    for (auto& [k, v] : moved) fs->man_.files[k] = v;
+    fs->man_dirty_ = true;
+  }
+  return 0;
+}
+
+int OpOpen(const char* path, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  if (writing) {
+    if (int e = CheckWritable(fs)) return e;
+  }
+  std::string rel = CryptFs::Rel(path);
+  auto f = fs->Acquire(rel);
+  std::unique_lock lock(f->mu);
+  if (!f->loaded && !f->dirty) {
+    if (int e = fs->CheckAgainstManifest(rel)) { lock.unlock(); fs->Release(f); return e; }
+  }
+  if (writing) {
+    if (fi->flags & O_TRUNC) {
+      f->data.clear();
+      f->loaded = true;
+      f->dirty = true;
+    } else if (int e = fs->Load(*f)) {
+      lock.unlock();
+      fs->Release(f);
+      return e;
+    }
+  }
+  fi->fh = reinterpret_cast<uint64_t>(f.get());
+  fi->keep_cache = 0;
+  return 0;
+}
+
+int OpCreate(const char* path, mode_t mode, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  std::string rel = CryptFs::Rel(path);
+  std::string enc_rel = fs->EncRelFile(rel);
+  if (!CryptFs::SegmentsFit(enc_rel)) return -ENAMETOOLONG;
+  // Write an empty encrypted file at once so the name exists for other processes.
+  Bytes empty = fs->files_.EncryptBuffer({}, rclone::RandomFileNonce());
+  std::string enc = fs->root_ + "/" + enc_rel;
+  int fd = ::open(enc.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | ((fi->flags & O_EXCL) ? O_EXCL : 0), mode);
+  if (fd < 0) return -errno;
+  bool ok = ::write(fd, empty.data(), empty.size()) == ssize_t(empty.size());
+  ::close(fd);
+  if (!ok) return -EIO;
+  auto f = fs->Acquire(rel);
+  std::lock_guard lock(f->mu);
+  f->data.clear();
+  f->loaded = true;
+  f->dirty = true;
+  f->have_nonce = false;
+  f->cached_index = UINT64_MAX;
+  fi->fh = reinterpret_cast<uint64_t>(f.get());
+  return 0;
+}
+
+int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  OpenFile* f = Handle(fi);
+  if (!f) return -EBADF;
+  std::lock_guard lock(f->mu);
+  if (f->loaded) {
+    if (uint64_t(off) >= f->data.size()) return 0;
+    size_t take = std::min(size, f->data.size() - size_t(off));
+    std::memcpy(buf, f->data.data() + off, take);
+    return int(take);
+  }
+  return fs->ReadEncrypted(*f, buf, size, off);
+}
+
+int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  OpenFile* f = Handle(fi);
+  if (!f) return -EBADF;
+  std::lock_guard lock(f->mu);
+  if (int e = fs->Load(*f)) return e;
+  uint64_t end = uint64_t(off) + size;
+  if (end > f->data.size()) {
+    if (end > f->data.capacity()) f->data.reserve(std::max<uint64_t>(end, f->data.capacity() * 2));
+    f->data.resize(end);
+  }
+  std::memcpy(f->data.data() + off, buf, size);
+  f->dirty = true;
+  return int(size);
+}
+
+int OpTruncate(const char* path, off_t size, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  if (size < 0) return -EINVAL;
+  std::string rel = CryptFs::Rel(path);
+  std::shared_ptr<OpenFile> holder;
+  OpenFile* f = Handle(fi);
+  if (!f) {
+    holder = fs->Acquire(rel);
+    f = holder.get();
+  }
+  int rc;
+  {
+    std::lock_guard lock(f->mu);
+    rc = fs->Load(*f);
+    if (rc == 0) {
+      f->data.resize(size_t(size));
+      f->dirty = true;
+      if (!fi) rc = fs->WriteBack(*f, false);
+    }
+  }
+  if (holder) fs->Release(holder);
+  return rc;
+}
+
+int OpFlush(const char*, struct fuse_file_info* fi) {
+  OpenFile* f = Handle(fi);
+  if (!f) return 0;
+  std::lock_guard lock(f->mu);
+  return Fs()->WriteBack(*f, false);
+}
+
+int OpFsync(const char*, int, struct fuse_file_info* fi) {
+  OpenFile* f = Handle(fi);
+  if (!f) return 0;
+  std::lock_guard lock(f->mu);
+  f->dirty = f->dirty || false;
+  return Fs()->WriteBack(*f, true);
+}
+
+int OpRelease(const char*, struct fuse_file_info* fi) {
+  CryptFs* fs = Fs();
+  OpenFile* f = Handle(fi);
+  if (!f) return 0;
+  std::shared_ptr<OpenFile> keep;
+  {
+    std::lock_guard lock(fs->map_mu_);
+    auto it = fs->open_.find(f->rel);
+    if (it != fs->open_.end() && it->second.get() == f) keep = it->second;
+  }
+  {
+    std::lock_guard lock(f->mu);
+    int rc = fs->WriteBack(*f, false);
+    if (rc != 0) fs->Log(f->rel + ": could not write back on close: " + std::strerror(-rc));
+    if (keep && keep->refs == 1) { f->data.clear(); f->data.shrink_to_fit(); f->loaded = false; }
+  }
+  if (keep) fs->Release(keep);
+  return 0;
+}
+
+int OpStatfs(const char*, struct statvfs* st) {
+  return ::statvfs(Fs()->root_.c_str(), st) == 0 ? 0 : -errno;
+}
+
+int OpChmod(const char* path, mode_t mode, struct fuse_file_info*) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  std::string rel = CryptFs::Rel(path);
+  std::string p = rel.empty() ? fs->root_ : fs->EncFile(rel);
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) p = fs->EncDir(rel);
+  return ::chmod(p.c_str(), mode) == 0 ? 0 : -errno;
+}
+
+int OpUtimens(const char* path, const struct timespec tv[2], struct fuse_file_info*) {
+  CryptFs* fs = Fs();
+  if (int e = CheckWritable(fs)) return e;
+  std::string rel = CryptFs::Rel(path);
+  std::string p = rel.empty() ? fs->root_ : fs->EncFile(rel);
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) p = fs->EncDir(rel);
+  return ::utimensat(AT_FDCWD, p.c_str(), tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+void* OpInit(struct fuse_conn_info*, struct fuse_config* cfg) {
+  cfg->use_ino = 0;
+  cfg->kernel_cache = 0;
+  cfg->attr_timeout = 1.0;
+  cfg->entry_timeout = 1.0;
+  cfg->negative_timeout = 0;
+  return fuse_get_context()->private_data;
+}
+
+void OpDestroy(void* data) {
+  auto* fs = static_cast<CryptFs*>(data);
+  Status s = fs->SaveManifest();
+  if (!s.ok()) fs->Log("could not update the manifest at unmount: " + s.message());
+}
+
+}  // namespace
+
+int StatusToErrno(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kNotFound: return -ENOENT;
+    case StatusCode::kAlreadyExists: return -EEXIST;
+    case StatusCode::kPermissionDenied: return -EACCES;
+    case StatusCode::kNoSpace: return -ENOSPC;
+    case StatusCode::kInvalidArgument: return -EINVAL;
+    case StatusCode::kOutOfRange: return -EINVAL;
+    case StatusCode::kUnsupported: return -EOPNOTSUPP;
+    default: return -EIO;  // kDataLoss, kCorrupt, kIoError...
+  }
+}
+
+Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys& keys,
+                     const rclone::NameOptions& names) {
+  struct stat st;
+  if (::stat(options.encrypted_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return NotFound("encrypted folder " + options.encrypted_dir + " does not exist");
+  if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return NotFound("mount point " + options.mountpoint + " does not exist or is not a folder");
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) return FailedPrecondition("/dev/fuse is not usable: " + std::string(std::strerror(errno)));
+  CryptMountOptions o = options;
+  char real[PATH_MAX];
+  if (::realpath(options.encrypted_dir.c_str(), real)) o.encrypted_dir = real;
+  auto fs = std::make_unique<CryptFs>(o, keys, names);
+  COFFER_RETURN_IF_ERROR(fs->LoadManifest());
+
+  static const struct fuse_operations ops = [] {
+    struct fuse_operations x {};
+    x.getattr = OpGetattr;
+    x.readdir = OpReaddir;
+    x.mkdir = OpMkdir;
+    x.rmdir = OpRmdir;
+    x.unlink = OpUnlink;
+    x.rename = OpRename;
+    x.open = OpOpen;
+    x.create = OpCreate;
+    x.read = OpRead;
+    x.write = OpWrite;
+    x.truncate = OpTruncate;
+    x.flush = OpFlush;
+    x.fsync = OpFsync;
+    x.release = OpRelease;
+    x.statfs = OpStatfs;
+    x.chmod = OpChmod;
+    x.utimens = OpUtimens;
+    x.init = OpInit;
+    x.destroy = OpDestroy;
+    return x;
+  }();
+  std::vector<std::string> argv_s = {"coffer", "-o", "fsname=coffer-crypt", "-o", "subtype=coffer",
+                                     "-o", "default_permissions"};
+  if (o.read_only) { argv_s.push_back("-o"); argv_s.push_back("ro"); }
+  if (o.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  struct fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
+  struct fuse* f = fuse_new(&args, &ops, sizeof ops, fs.get());
+  if (!f) return Internal("fuse_new failed (bad mount options?)");
+  if (fuse_mount(f, o.mountpoint.c_str()) != 0) {
+    fuse_destroy(f);
+    return IoError("could not mount on " + o.mountpoint + " (already mounted? not empty? see messages above)");
+  }
+  struct fuse_session* se = fuse_get_session(f);
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_unmount(f);
+    fuse_destroy(f);
+    return Internal("could not install signal handlers");
+  }
+  if (!o.foreground && fuse_daemonize(0) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_unmount(f);
+    fuse_destroy(f);
+    return Internal("could not go to the background");
+  }
+  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, 8);
+  int rc = fuse_loop_mt(f, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  fuse_remove_signal_handlers(se);
+  fuse_unmount(f);
+  fuse_destroy(f);  // calls destroy: the manifest is saved
+  if (rc < 0) return IoError("FUSE loop ended with error " + std::string(std::strerror(-rc)));
+  return Status::Ok();
+}
+
+Status Unmount(const std::string& mountpoint) {
+  if (::umount2(mountpoint.c_str(), 0) == 0) return Status::Ok();
+  int err = errno;
+  if (err == EINVAL) return InvalidArgument(mountpoint + " is not a mount point");
+  pid_t pid = fork();
+  if (pid == 0) {
+    execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return ErrnoStatus("unmount " + mountpoint, err);
+  return Status::Ok();
+}
+
+}  // namespace coffer::fuse
