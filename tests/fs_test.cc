@@ -59,6 +59,10 @@ struct Geometry {
   const char* disk_version;
 };
 
+void PrintTo(const Geometry& g, std::ostream* os) {
+  *os << g.block_size << "x" << g.block_count << " disk " << g.disk_version;
+}
+
 class FsPackRoundTrip : public ::testing::TestWithParam<Geometry> {};
 
 TEST_P(FsPackRoundTrip, PackThenUnpackGivesTheSameTree) {

@@ -353,11 +353,9 @@ int Core::BdProg(Cache* pcache, Cache* rcache, bool validate, uint32_t block, ui
       }
       continue;
     }
-    if (pcache->block != kBlockNull) {
-      // The reference asserts here; flush defensively instead of corrupting data.
-      int err = BdFlush(pcache, rcache, validate);
-      if (err) return err;
-    }
+    // A cache still holding another block's bytes belongs to an operation that failed part way
+    // (littlefs asserts here in debug builds and drops the bytes in release builds): drop them,
+    // the aborted commit was never completed and its CRC will not validate.
     pcache->block = block;
     pcache->off = AlignDown(off, prog_size_);
     pcache->size = 0;
@@ -2480,6 +2478,22 @@ int Core::Mount() {
   }
   lookahead_.start = seed_ % block_count_;
   AllocDrop();
+  if (GHasMove(&gdisk_)) {
+    // A rename was interrupted between its two commits. littlefs repairs this lazily on the
+    // first write and, until then, its synthetic-move id mapping hides the entries after the
+    // moved one from lookups and listings. Finish the move now so reads see the whole tree;
+    // if the device refuses writes, keep the pending state and mount anyway.
+    GState saved = gstate_;
+    int err = DeMove();
+    if (err) {
+      gstate_ = saved;
+      gdisk_ = saved;
+      CacheDrop(&pcache_);
+      CacheDrop(&rcache_);
+      AllocDrop();
+      device_status_ = Status::Ok();
+    }
+  }
   return 0;
 }
 
