@@ -7,7 +7,10 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
+#include "coffer/base/bytes.h"
 #include "coffer/blockhost/server.h"
+#include "coffer/fs/filesystem.h"
 
 namespace coffer::cli {
 namespace {
@@ -95,9 +98,73 @@ int RunServeBlocks(Context& ctx, const ServeBlocksArgs& a) {
   return kExitOk;
 }
 
+// The original remote-disk sample's scenario (DESIGN 1.1) on any device, typically a sealed volume on
+// a block host: mount (format on failure), open test.txt read-write/create, write the 442-byte lorem
+// ipsum, seek to 0, read it back, print it, close.
+constexpr char kLorem[] =
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua. Enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliq"
+    "uip ex ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum d"
+    "olore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui of"
+    "ficia deserunt mollit anim id est laborum.";
+static_assert(sizeof(kLorem) - 1 == 442, "the original writes 442 bytes");
+
+int RunRemoteDiskDemo(Context& ctx, DeviceOptions options) {
+  Status check = CheckDeviceOptions(options);
+  if (!check.ok()) {
+    ReportError(ctx.console, check);
+    return kExitUsage;
+  }
+  auto mounted = MountFs(options, DeviceUse::kReadWrite);
+  if (!mounted.ok()) {
+    if (mounted.status().code() == StatusCode::kDataLoss || mounted.status().code() == StatusCode::kUnauthenticated) {
+      return ReportError(ctx.console, mounted.status());  // never format over tampering or a wrong key
+    }
+    ctx.console.out << "Mount failed (" << mounted.status().message() << "): formatting\n";
+    auto dev = OpenFsDevice(options, DeviceUse::kFormat);
+    if (!dev.ok()) return ReportError(ctx.console, dev.status());
+    Status f = fs::Filesystem::Format(*dev->device, dev->config);
+    if (!f.ok()) return ReportError(ctx.console, f);
+    dev->device.reset();
+    mounted = MountFs(options, DeviceUse::kReadWrite);
+    if (!mounted.ok()) return ReportError(ctx.console, mounted.status());
+  }
+  fs::Filesystem& fsys = *(*mounted)->fs;
+  auto file = fsys.Open("/test.txt", fs::kRdWr | fs::kCreat);
+  if (!file.ok()) return ReportError(ctx.console, file.status());
+  auto w = file->Write(AsBytes(std::string_view(kLorem, sizeof(kLorem) - 1)));
+  if (!w.ok()) return ReportError(ctx.console, w.status());
+  auto pos = file->Seek(0, fs::Whence::kSet);
+  if (!pos.ok()) return ReportError(ctx.console, pos.status());
+  std::string buf(sizeof(kLorem) - 1, '\0');
+  auto r = file->Read(std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf.data()), buf.size()));
+  if (!r.ok()) return ReportError(ctx.console, r.status());
+  buf.resize(*r);
+  ctx.console.out << "Read " << *r << " bytes of content = " << buf << "\n";
+  Status c = file->Close();
+  if (!c.ok()) return ReportError(ctx.console, c);
+  if (buf != std::string_view(kLorem, sizeof(kLorem) - 1)) {
+    return ReportError(ctx.console, DataLoss("read back different bytes than written"));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterServeBlocksCommands(CLI::App& serve, Context& ctx) {
+  if (CLI::App* root = serve.get_parent()) {
+    auto d = std::make_shared<DeviceOptions>();
+    CLI::App* demo = root->add_subcommand("demo", "Run a demo scenario");
+    demo->require_subcommand(1);
+    CLI::App* rd = demo->add_subcommand(
+        "remote-disk", "The original remote-disk scenario: littlefs on a device, write/seek/read test.txt");
+    AddDeviceOptions(*rd, *d, DeviceUse::kReadWrite);
+    rd->footer(std::string("\nExample (scripts/demo_scenario.sh runs the whole thing against a local TLS host):\n"
+                           "  coffer demo remote-disk --volume 'https://127.0.0.1:8443/v1/volumes/demo?ca=ca.pem' --key dev.key\n\n") +
+               kExitCodesHelp);
+    rd->callback([&ctx, d] { ctx.exit_code = RunRemoteDiskDemo(ctx, *d); });
+  }
+
   auto a = std::make_shared<ServeBlocksArgs>();
   CLI::App* c = serve.add_subcommand("blocks", "Run the block host: remote storage for sealed volumes");
   c->description(
