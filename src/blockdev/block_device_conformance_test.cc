@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "coffer/blockdev/fault_block_device.h"
 #include "coffer/blockdev/file_block_device.h"
 #include "coffer/blockdev/memory_block_device.h"
 
@@ -31,7 +32,18 @@ INSTANTIATE_TEST_SUITE_P(
                            [] {
                              return std::make_unique<MemoryBlockDevice>(BlockGeometry{256, 256, 256, 8, -1}, 0);
                            }},
-        BlockDeviceFactory{"File512", [] { return MakeFileDevice(BlockGeometry{512, 512, 512, 32}); }}),
+        BlockDeviceFactory{"File512", [] { return MakeFileDevice(BlockGeometry{512, 512, 512, 32}); }},
+        // The fault device with nothing armed must behave exactly like the device below.
+        BlockDeviceFactory{"FaultOverMemory256",
+                           [] {
+                             return std::make_unique<FaultBlockDevice>(
+                                 std::make_unique<MemoryBlockDevice>(BlockGeometry{256, 256, 256, 64}));
+                           }},
+        BlockDeviceFactory{"FaultOverMemoryNoEraseValue",
+                           [] {
+                             return std::make_unique<FaultBlockDevice>(std::make_unique<MemoryBlockDevice>(
+                                 BlockGeometry{256, 256, 256, 8, -1}, 0));
+                           }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(MemoryBlockDevice, ProgOverProgrammedBytesIsRefused) {

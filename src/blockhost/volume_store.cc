@@ -1,0 +1,377 @@
+#include "coffer/blockhost/volume_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace coffer::blockhost {
+namespace {
+
+// Volume header (4096 bytes), little-endian; see docs/format/blockhost_protocol.md section 3.
+constexpr char kVolumeMagic[4] = {'C', 'B', 'H', 'V'};
+constexpr char kJournalMagic[4] = {'C', 'B', 'H', 'J'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kHeaderSize = 4096;
+constexpr size_t kOwnerMax = 220;
+constexpr size_t kRecentIds = 64;
+constexpr size_t kRecentOffset = 264;           // 64 x 16-byte batch ids
+constexpr size_t kDigestOffset = kHeaderSize - 32;
+constexpr size_t kJournalPrefix = 16;           // magic, version, count, record_size
+
+using Digest = std::array<uint8_t, 32>;
+
+Digest Sha256(std::span<const uint8_t> a, std::span<const uint8_t> b = {}) {
+  Digest d{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, a.data(), a.size());
+  if (!b.empty()) EVP_DigestUpdate(ctx, b.data(), b.size());
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx, d.data(), &n);
+  EVP_MD_CTX_free(ctx);
+  return d;
+}
+
+Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t off, const std::string& what) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, off_t(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoStatus("write " + what, errno);
+    p += w;
+    n -= size_t(w);
+    off += uint64_t(w);
+  }
+  return Status::Ok();
+}
+
+Status PreadAll(int fd, uint8_t* p, size_t n, uint64_t off, const std::string& what) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, off_t(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus("read " + what, errno);
+    if (r == 0) return Corrupt(what + " is shorter than its header says");
+    p += r;
+    n -= size_t(r);
+    off += uint64_t(r);
+  }
+  return Status::Ok();
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open " + dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  return rc == 0 ? Status::Ok() : ErrnoStatus("fsync " + dir, err);
+}
+
+}  // namespace
+
+class Volume {
+ public:
+  ~Volume() {
+    if (fd_ >= 0) ::close(fd_);
+    if (jfd_ >= 0) ::close(jfd_);
+  }
+
+  static Result<std::shared_ptr<Volume>> Open(const std::string& dir, const std::string& name) {
+    auto v = std::shared_ptr<Volume>(new Volume);
+    v->path_ = dir + "/" + name + ".vol";
+    v->jpath_ = dir + "/" + name + ".jnl";
+    v->info_.name = name;
+    v->fd_ = ::open(v->path_.c_str(), O_RDWR | O_CLOEXEC);
+    if (v->fd_ < 0) {
+      if (errno == ENOENT) return NotFound("no volume '" + name + "'");
+      return ErrnoStatus("open " + v->path_, errno);
+    }
+    v->jfd_ = ::open(v->jpath_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (v->jfd_ < 0) return ErrnoStatus("open " + v->jpath_, errno);
+    COFFER_RETURN_IF_ERROR(v->Replay());
+    COFFER_RETURN_IF_ERROR(PreadAll(v->fd_, v->header_.data(), kHeaderSize, 0, v->path_));
+    COFFER_RETURN_IF_ERROR(v->DecodeHeader());
+    return v;
+  }
+
+  static Bytes NewHeader(const VolumeInfo& info) {
+    Bytes h(kHeaderSize, 0);
+    std::memcpy(h.data(), kVolumeMagic, 4);
+    PutLe32(h.data() + 4, kFormatVersion);
+    PutLe32(h.data() + 8, info.record_size);
+    PutLe64(h.data() + 16, info.record_count);
+    PutLe64(h.data() + 24, info.generation);
+    PutLe16(h.data() + 32, uint16_t(info.owner.size()));
+    std::memcpy(h.data() + 34, info.owner.data(), info.owner.size());
+    Digest d = Sha256(std::span<const uint8_t>(h.data(), kDigestOffset));
+    std::memcpy(h.data() + kDigestOffset, d.data(), 32);
+    return h;
+  }
+
+  VolumeInfo info() {
+    std::shared_lock lock(mu_);
+    return info_;
+  }
+  bool deleted() const { return deleted_; }
+
+  Status Read(uint64_t first, uint64_t count, std::span<uint8_t> out) {
+    std::shared_lock lock(mu_);
+    if (deleted_) return NotFound("no volume '" + info_.name + "'");
+    if (first > info_.record_count || count > info_.record_count - first) {
+      return OutOfRange("records " + std::to_string(first) + "+" + std::to_string(count) + " beyond the " +
+                        std::to_string(info_.record_count) + " records of volume '" + info_.name + "'");
+    }
+    return PreadAll(fd_, out.data(), out.size(), kHeaderSize + first * info_.record_size, path_);
+  }
+
+  Result<BatchResult> Apply(const BatchView& b, bool check_generation) {
+    std::unique_lock lock(mu_);
+    if (deleted_) return NotFound("no volume '" + info_.name + "'");
+    if (b.record_size != info_.record_size) {
+      return InvalidArgument("batch records are " + std::to_string(b.record_size) + " bytes; volume '" +
+                             info_.name + "' has " + std::to_string(info_.record_size) + "-byte records");
+    }
+    for (const RecordWrite& w : b.writes) {
+      if (w.index >= info_.record_count) {
+        return OutOfRange("record " + std::to_string(w.index) + " beyond the " + std::to_string(info_.record_count) +
+                          " records of volume '" + info_.name + "'");
+      }
+    }
+    bool has_id = std::any_of(b.id.begin(), b.id.end(), [](uint8_t x) { return x != 0; });
+    if (has_id) {
+      for (size_t i = 0; i < kRecentIds; ++i) {
+        if (std::memcmp(header_.data() + kRecentOffset + 16 * i, b.id.data(), 16) == 0) {
+          return BatchResult{true, 0};
+        }
+      }
+    }
+    if (check_generation && b.generation != info_.generation) {
+      return FailedPrecondition("write fence: batch carries generation " + std::to_string(b.generation) +
+                                " but volume '" + info_.name + "' is at generation " +
+                                std::to_string(info_.generation) + " (another writer opened it)");
+    }
+    Bytes header = header_;
+    if (has_id) {
+      uint32_t slot = GetLe32(header.data() + 256) % kRecentIds;
+      std::memcpy(header.data() + kRecentOffset + 16 * slot, b.id.data(), 16);
+      PutLe32(header.data() + 256, (slot + 1) % kRecentIds);
+    }
+    COFFER_RETURN_IF_ERROR(Commit(header, b.writes));
+    return BatchResult{false, b.writes.size()};
+  }
+
+  Result<uint64_t> BumpGeneration() {
+    std::unique_lock lock(mu_);
+    if (deleted_) return NotFound("no volume '" + info_.name + "'");
+    Bytes header = header_;
+    PutLe64(header.data() + 24, info_.generation + 1);
+    COFFER_RETURN_IF_ERROR(Commit(header, {}));
+    return info_.generation;
+  }
+
+  Status Delete() {
+    std::unique_lock lock(mu_);
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("delete " + path_, errno);
+    ::unlink(jpath_.c_str());
+    deleted_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  Volume() = default;
+
+  Status DecodeHeader() {
+    const uint8_t* h = header_.data();
+    if (std::memcmp(h, kVolumeMagic, 4) != 0) return Corrupt(path_ + " is not a block host volume (bad magic)");
+    if (GetLe32(h + 4) != kFormatVersion) {
+      return Unsupported(path_ + " has volume format version " + std::to_string(GetLe32(h + 4)) + " (want 1)");
+    }
+    Digest d = Sha256(std::span<const uint8_t>(h, kDigestOffset));
+    if (CRYPTO_memcmp(d.data(), h + kDigestOffset, 32) != 0) return Corrupt(path_ + ": header checksum mismatch");
+    info_.record_size = GetLe32(h + 8);
+    info_.record_count = GetLe64(h + 16);
+    info_.generation = GetLe64(h + 24);
+    uint16_t olen = GetLe16(h + 32);
+    if (olen > kOwnerMax) return Corrupt(path_ + ": owner field too long");
+    info_.owner.assign(reinterpret_cast<const char*>(h + 34), olen);
+    return Status::Ok();
+  }
+
+  // Redo journal: journal (fsync), apply in place (fsync), then empty the journal. A journal whose
+  // digest does not verify was torn before its fsync finished: its batch was never acknowledged.
+  Status Commit(Bytes& header, std::span<const RecordWrite> writes) {
+    Digest hd = Sha256(std::span<const uint8_t>(header.data(), kDigestOffset));
+    std::memcpy(header.data() + kDigestOffset, hd.data(), 32);
+    Bytes j(kJournalPrefix);
+    j.reserve(kJournalPrefix + kHeaderSize + writes.size() * (8 + info_.record_size) + 32);
+    std::memcpy(j.data(), kJournalMagic, 4);
+    PutLe32(j.data() + 4, kFormatVersion);
+    PutLe32(j.data() + 8, uint32_t(writes.size()));
+    PutLe32(j.data() + 12, info_.record_size);
+    Append(j, header);
+    for (const RecordWrite& w : writes) {
+      AppendLe64(j, w.index);
+      Append(j, w.data);
+    }
+    Digest jd = Sha256(j);
+    Append(j, jd);
+    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, j.data(), j.size(), 0, jpath_));
+    if (::fdatasync(jfd_) != 0) return ErrnoStatus("fsync " + jpath_, errno);
+    COFFER_RETURN_IF_ERROR(ApplyJournal(j));
+    header_ = header;
+    return DecodeHeader();
+  }
+
+  Status ApplyJournal(std::span<const uint8_t> j) {
+    uint32_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
+    const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
+    for (uint32_t i = 0; i < count; ++i, p += 8 + rs) {
+      COFFER_RETURN_IF_ERROR(PwriteAll(fd_, p + 8, rs, kHeaderSize + GetLe64(p) * rs, path_));
+    }
+    COFFER_RETURN_IF_ERROR(PwriteAll(fd_, j.data() + kJournalPrefix, kHeaderSize, 0, path_));
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
+    // Emptying the journal needs no fsync: replaying the newest batch again is harmless.
+    if (::ftruncate(jfd_, 0) != 0) return ErrnoStatus("truncate " + jpath_, errno);
+    return Status::Ok();
+  }
+
+  Status Replay() {
+    struct stat st;
+    if (::fstat(jfd_, &st) != 0) return ErrnoStatus("stat " + jpath_, errno);
+    size_t size = size_t(st.st_size);
+    if (size < kJournalPrefix + kHeaderSize + 32) return Status::Ok();
+    Bytes j(size);
+    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, j.data(), size, 0, jpath_));
+    if (std::memcmp(j.data(), kJournalMagic, 4) != 0 || GetLe32(j.data() + 4) != kFormatVersion) return Status::Ok();
+    uint64_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
+    if (rs == 0 || rs > kMaxRecordSize || kJournalPrefix + kHeaderSize + count * (8 + rs) + 32 != size) {
+      return Status::Ok();  // torn or foreign: the batch was never acknowledged
+    }
+    Digest d = Sha256(std::span<const uint8_t>(j.data(), size - 32));
+    if (CRYPTO_memcmp(d.data(), j.data() + size - 32, 32) != 0) return Status::Ok();
+    // The journal's header must be a valid header of this geometry before we trust its indices.
+    uint64_t rc = GetLe64(j.data() + kJournalPrefix + 16);
+    const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
+    for (uint64_t i = 0; i < count; ++i, p += 8 + rs) {
+      if (GetLe64(p) >= rc) return Corrupt(jpath_ + ": journal names a record beyond the volume");
+    }
+    return ApplyJournal(j);
+  }
+
+  std::string path_, jpath_;
+  int fd_ = -1, jfd_ = -1;
+  std::shared_mutex mu_;
+  Bytes header_ = Bytes(kHeaderSize);
+  VolumeInfo info_;
+  bool deleted_ = false;
+};
+
+Result<std::unique_ptr<VolumeStore>> VolumeStore::Open(const std::string& dir, Limits limits) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoStatus("stat " + dir, errno);
+    if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoStatus("create data directory " + dir, errno);
+  } else if (!S_ISDIR(st.st_mode)) {
+    return InvalidArgument(dir + " is not a directory");
+  }
+  if (::access(dir.c_str(), W_OK) != 0) return ErrnoStatus("data directory " + dir, errno);
+  return std::unique_ptr<VolumeStore>(new VolumeStore(dir, limits));
+}
+
+VolumeStore::~VolumeStore() = default;
+
+Result<std::shared_ptr<Volume>> VolumeStore::Get(const std::string& name) {
+  if (!IsValidVolumeName(name)) return InvalidArgument("bad volume name (1-64 of A-Z a-z 0-9 . _ -)");
+  std::lock_guard lock(mu_);
+  auto it = open_.find(name);
+  if (it != open_.end() && !it->second->deleted()) return it->second;
+  COFFER_ASSIGN_OR_RETURN(auto v, Volume::Open(dir_, name));
+  open_[name] = v;
+  return v;
+}
+
+Result<VolumeInfo> VolumeStore::Create(const std::string& name, uint32_t record_size, uint64_t record_count,
+                                       const std::string& owner) {
+  if (!IsValidVolumeName(name)) return InvalidArgument("bad volume name (1-64 of A-Z a-z 0-9 . _ -)");
+  if (record_size == 0 || record_size > kMaxRecordSize) {
+    return InvalidArgument("record_size must be 1.." + std::to_string(kMaxRecordSize));
+  }
+  if (record_count == 0 || record_count > limits_.max_volume_bytes / record_size) {
+    return InvalidArgument("record_count must be 1.." + std::to_string(limits_.max_volume_bytes / record_size) +
+                           " (host limit " + std::to_string(limits_.max_volume_bytes) + " bytes per volume)");
+  }
+  if (owner.size() > kOwnerMax) return InvalidArgument("identity too long to own a volume");
+  std::lock_guard lock(mu_);
+  std::string path = dir_ + "/" + name + ".vol";
+  if (::access(path.c_str(), F_OK) == 0) return AlreadyExists("volume '" + name + "' already exists");
+  if (open_.size() >= limits_.max_volumes) return NoSpace("too many open volumes");
+  VolumeInfo info{name, owner, record_size, record_count, 1};
+  Bytes header = Volume::NewHeader(info);
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("create " + tmp, errno);
+  Status s = PwriteAll(fd, header.data(), header.size(), 0, tmp);
+  if (s.ok() && ::ftruncate(fd, off_t(kHeaderSize + record_count * record_size)) != 0) s = ErrnoStatus("size " + tmp, errno);
+  if (s.ok() && ::fsync(fd) != 0) s = ErrnoStatus("fsync " + tmp, errno);
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("rename " + tmp, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  COFFER_RETURN_IF_ERROR(SyncDir(dir_));
+  ::unlink((dir_ + "/" + name + ".jnl").c_str());
+  open_.erase(name);
+  return info;
+}
+
+Result<VolumeInfo> VolumeStore::Ensure(const std::string& name, uint32_t record_size, uint64_t record_count,
+                                       const std::string& owner) {
+  auto info = Info(name);
+  if (info.ok()) {
+    if (info->record_size != record_size || info->record_count != record_count) {
+      return FailedPrecondition("volume '" + name + "' exists with " + std::to_string(info->record_count) + " x " +
+                                std::to_string(info->record_size) + "-byte records, not " +
+                                std::to_string(record_count) + " x " + std::to_string(record_size));
+    }
+    return info;
+  }
+  if (info.status().code() != StatusCode::kNotFound) return info.status();
+  return Create(name, record_size, record_count, owner);
+}
+
+Result<VolumeInfo> VolumeStore::Info(const std::string& name) {
+  COFFER_ASSIGN_OR_RETURN(auto v, Get(name));
+  return v->info();
+}
+
+Status VolumeStore::Delete(const std::string& name) {
+  COFFER_ASSIGN_OR_RETURN(auto v, Get(name));
+  std::lock_guard lock(mu_);
+  COFFER_RETURN_IF_ERROR(v->Delete());
+  open_.erase(name);
+  return SyncDir(dir_);
+}
+
+Result<uint64_t> VolumeStore::OpenForWrite(const std::string& name) {
+  COFFER_ASSIGN_OR_RETURN(auto v, Get(name));
+  return v->BumpGeneration();
+}
+
+Status VolumeStore::Read(const std::string& name, uint64_t first, uint64_t count, std::span<uint8_t> out) {
+  COFFER_ASSIGN_OR_RETURN(auto v, Get(name));
+  return v->Read(first, count, out);
+}
+
+Result<BatchResult> VolumeStore::ApplyBatch(const std::string& name, const BatchView& batch, bool check_generation) {
+  COFFER_ASSIGN_OR_RETURN(auto v, Get(name));
+  return v->Apply(batch, check_generation);
+}
+
+}  // namespace coffer::blockhost

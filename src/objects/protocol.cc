@@ -1,0 +1,522 @@
+// Object protocol codec, server dispatch, frame I/O and the two ObjectConnection implementations.
+#include "coffer/objects/protocol.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace coffer::objects {
+namespace {
+
+// Bounds-checked reader over a request or response body.
+class Reader {
+ public:
+  explicit Reader(ByteSpan data) : data_(data) {}
+  bool U8(uint8_t& v) {
+    if (!Need(1)) return false;
+    v = data_[pos_++];
+    return true;
+  }
+  bool U16(uint16_t& v) {
+    if (!Need(2)) return false;
+    v = GetLe16(&data_[pos_]);
+    pos_ += 2;
+    return true;
+  }
+  bool U32(uint32_t& v) {
+    if (!Need(4)) return false;
+    v = GetLe32(&data_[pos_]);
+    pos_ += 4;
+    return true;
+  }
+  bool U64(uint64_t& v) {
+    if (!Need(8)) return false;
+    v = GetLe64(&data_[pos_]);
+    pos_ += 8;
+    return true;
+  }
+  bool Str8(std::string& s) {  // u8 length + bytes
+    uint8_t n;
+    if (!U8(n) || !Need(n)) return false;
+    s.assign(reinterpret_cast<const char*>(&data_[pos_]), n);
+    pos_ += n;
+    return true;
+  }
+  bool Str16(std::string& s) {
+    uint16_t n;
+    if (!U16(n) || !Need(n)) return false;
+    s.assign(reinterpret_cast<const char*>(&data_[pos_]), n);
+    pos_ += n;
+    return true;
+  }
+  ByteSpan Rest() {
+    ByteSpan r = data_.subspan(pos_);
+    pos_ = data_.size();
+    return r;
+  }
+  bool Done() const { return pos_ == data_.size(); }
+
+ private:
+  bool Need(size_t n) const { return data_.size() - pos_ >= n; }
+  ByteSpan data_;
+  size_t pos_ = 0;
+};
+
+void PutU8(Bytes& b, uint8_t v) { b.push_back(v); }
+void PutU16(Bytes& b, uint16_t v) {
+  b.push_back(uint8_t(v));
+  b.push_back(uint8_t(v >> 8));
+}
+void PutStr8(Bytes& b, const std::string& s) {
+  b.push_back(uint8_t(s.size()));
+  Append(b, AsBytes(s));
+}
+
+Bytes StatusResponse(const Status& st) {
+  Bytes out;
+  PutU8(out, kProtocolVersion);
+  PutU8(out, uint8_t(st.code()));
+  std::string msg = st.ok() ? "" : st.message().substr(0, 1024);
+  PutU16(out, uint16_t(msg.size()));
+  Append(out, AsBytes(msg));
+  return out;
+}
+
+Bytes Malformed(const std::string& what) { return StatusResponse(InvalidArgument("malformed request: " + what)); }
+
+Bytes Encode(Op op) {
+  Bytes b;
+  PutU8(b, kProtocolVersion);
+  PutU8(b, uint8_t(op));
+  return b;
+}
+
+// Checks a length-prefixed field fits the u8 prefix before encoding (ids longer than 255 bytes
+// cannot even be sent; the store refuses 65..255 with its own message).
+Status CheckEncodable(const std::string& id, const char* what) {
+  if (id.size() > 255) return InvalidArgument(std::string(what) + " is " + std::to_string(id.size()) + " bytes long (ids are 1 to 64 bytes)");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
+  Reader r(request);
+  uint8_t version = 0, op = 0;
+  if (!r.U8(version)) return Malformed("empty frame");
+  if (version != kProtocolVersion) {
+    return StatusResponse(Unsupported("protocol version " + std::to_string(version) +
+                                      " is not supported (this daemon speaks version 1)"));
+  }
+  if (!r.U8(op)) return Malformed("no operation code");
+  auto done = [&](const char*) { return r.Done(); };
+  switch (static_cast<Op>(op)) {
+    case Op::kCreate: {
+      uint32_t flags, oflags, uflags;
+      uint64_t cap;
+      std::string share, id;
+      if (!r.U32(flags) || !r.U32(oflags) || !r.U32(uflags) || !r.U64(cap) || !r.Str8(share) || !r.Str8(id)) {
+        return Malformed("CREATE is truncated");
+      }
+      ByteSpan initial = r.Rest();
+      auto h = s.Create(share, id, flags, CreateAttrs{oflags, uflags, cap}, initial);
+      if (!h.ok()) return StatusResponse(h.status());
+      Bytes out = StatusResponse(Status::Ok());
+      AppendLe32(out, *h);
+      return out;
+    }
+    case Op::kOpen: {
+      uint32_t flags;
+      std::string share, id;
+      if (!r.U32(flags) || !r.Str8(share) || !r.Str8(id) || !done("OPEN")) return Malformed("OPEN has a bad length");
+      auto h = s.Open(share, id, flags);
+      if (!h.ok()) return StatusResponse(h.status());
+      Bytes out = StatusResponse(Status::Ok());
+      AppendLe32(out, *h);
+      return out;
+    }
+    case Op::kRead: {
+      uint32_t handle, len;
+      if (!r.U32(handle) || !r.U32(len) || !done("READ")) return Malformed("READ has a bad length");
+      if (len > kMaxChunk) return Malformed("READ asks for more than 1 MiB");
+      Bytes out = StatusResponse(Status::Ok());
+      size_t head = out.size();
+      out.resize(head + len);
+      auto n = s.Read(handle, MutableByteSpan(out).subspan(head));
+      if (!n.ok()) return StatusResponse(n.status());
+      out.resize(head + *n);
+      return out;
+    }
+    case Op::kWrite: {
+      uint32_t handle;
+      if (!r.U32(handle)) return Malformed("WRITE is truncated");
+      return StatusResponse(s.Write(handle, r.Rest()));
+    }
+    case Op::kSeek: {
+      uint32_t handle;
+      uint64_t off;
+      uint8_t whence;
+      if (!r.U32(handle) || !r.U64(off) || !r.U8(whence) || !done("SEEK")) return Malformed("SEEK has a bad length");
+      if (whence > 2) return Malformed("SEEK whence must be 0, 1 or 2");
+      auto p = s.Seek(handle, int64_t(off), static_cast<Whence>(whence));
+      if (!p.ok()) return StatusResponse(p.status());
+      Bytes out = StatusResponse(Status::Ok());
+      AppendLe64(out, *p);
+      return out;
+    }
+    case Op::kTruncate: {
+      uint32_t handle;
+      uint64_t size;
+      if (!r.U32(handle) || !r.U64(size) || !done("TRUNCATE")) return Malformed("TRUNCATE has a bad length");
+      return StatusResponse(s.Truncate(handle, size));
+    }
+    case Op::kRename: {
+      uint32_t handle;
+      std::string id;
+      if (!r.U32(handle) || !r.Str8(id) || !done("RENAME")) return Malformed("RENAME has a bad length");
+      return StatusResponse(s.Rename(handle, id));
+    }
+    case Op::kClose:
+    case Op::kCloseAndDelete: {
+      uint32_t handle;
+      if (!r.U32(handle) || !done("CLOSE")) return Malformed("CLOSE has a bad length");
+      return StatusResponse(static_cast<Op>(op) == Op::kClose ? s.Close(handle) : s.CloseAndDelete(handle));
+    }
+    case Op::kInfo: {
+      uint32_t handle;
+      if (!r.U32(handle) || !done("INFO")) return Malformed("INFO has a bad length");
+      auto info = s.Info(handle);
+      if (!info.ok()) return StatusResponse(info.status());
+      Bytes out = StatusResponse(Status::Ok());
+      AppendLe64(out, info->meta.size);
+      AppendLe64(out, info->position);
+      AppendLe32(out, info->access);
+      AppendLe32(out, info->meta.object_flags);
+      AppendLe32(out, info->meta.user_flags);
+      AppendLe64(out, info->meta.user_capacity);
+      AppendLe32(out, info->meta.owner_uid);
+      PutStr8(out, info->id);
+      return out;
+    }
+    case Op::kEnumerate: {
+      std::string share, after;
+      uint32_t max_ids;
+      if (!r.Str8(share) || !r.Str8(after) || !r.U32(max_ids) || !done("ENUMERATE")) {
+        return Malformed("ENUMERATE has a bad length");
+      }
+      auto page = s.Enumerate(share, after, std::max<uint32_t>(1, max_ids), kMaxChunk);
+      if (!page.ok()) return StatusResponse(page.status());
+      Bytes out = StatusResponse(Status::Ok());
+      PutU8(out, page->more ? 1 : 0);
+      AppendLe32(out, uint32_t(page->ids.size()));
+      for (const auto& id : page->ids) PutStr8(out, id);
+      return out;
+    }
+    case Op::kUsage: {
+      std::string share;
+      if (!r.Str8(share) || !done("USAGE")) return Malformed("USAGE has a bad length");
+      auto used = s.Usage(share);
+      if (!used.ok()) return StatusResponse(used.status());
+      Bytes out = StatusResponse(Status::Ok());
+      AppendLe64(out, *used);
+      AppendLe64(out, quota_bytes);
+      return out;
+    }
+  }
+  return Malformed("unknown operation code " + std::to_string(op));
+}
+
+Status ReadFrame(int fd, Bytes& body) {
+  auto read_all = [fd](uint8_t* p, size_t n, bool first) -> Status {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t k = ::read(fd, p + got, n - got);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return ErrnoStatus("reading from the object socket", errno);
+      if (k == 0) {
+        if (first && got == 0) return NotFound("connection closed");
+        return IoError("connection closed in the middle of a frame");
+      }
+      got += size_t(k);
+    }
+    return Status::Ok();
+  };
+  uint8_t len[4];
+  COFFER_RETURN_IF_ERROR(read_all(len, 4, true));
+  uint32_t n = GetLe32(len);
+  if (n > kMaxFrame) {
+    return InvalidArgument("frame of " + std::to_string(n) + " bytes is larger than the maximum " +
+                           std::to_string(kMaxFrame));
+  }
+  body.resize(n);
+  return read_all(body.data(), n, false);
+}
+
+Status WriteFrame(int fd, ByteSpan body) {
+  if (body.size() > kMaxFrame) return InvalidArgument("frame too large");
+  uint8_t len[4];
+  PutLe32(len, uint32_t(body.size()));
+  struct iovec iov[2] = {{len, 4}, {const_cast<uint8_t*>(body.data()), body.size()}};
+  size_t total = 4 + body.size(), sent = 0;
+  while (sent < total) {
+    struct msghdr msg {};
+    struct iovec cur[2];
+    int cnt = 0;
+    size_t skip = sent;
+    for (auto& v : iov) {
+      if (skip >= v.iov_len) {
+        skip -= v.iov_len;
+        continue;
+      }
+      cur[cnt].iov_base = static_cast<uint8_t*>(v.iov_base) + skip;
+      cur[cnt].iov_len = v.iov_len - skip;
+      skip = 0;
+      ++cnt;
+    }
+    msg.msg_iov = cur;
+    msg.msg_iovlen = cnt;
+    ssize_t k = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return ErrnoStatus("writing to the object socket", errno);
+    sent += size_t(k);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+class LocalConnection : public ObjectConnection {
+ public:
+  LocalConnection(ObjectStore& store, uint32_t uid, uint64_t quota)
+      : store_(store), session_(store.NewSession(uid)), quota_(quota) {}
+  Result<uint32_t> Create(const std::string& share, const std::string& id, uint32_t flags,
+                          const CreateAttrs& attrs, ByteSpan initial) override {
+    return session_->Create(share, id, flags, attrs, initial);
+  }
+  Result<uint32_t> Open(const std::string& share, const std::string& id, uint32_t flags) override {
+    return session_->Open(share, id, flags);
+  }
+  Result<size_t> Read(uint32_t h, MutableByteSpan out) override { return session_->Read(h, out); }
+  Status Write(uint32_t h, ByteSpan data) override { return session_->Write(h, data); }
+  Result<uint64_t> Seek(uint32_t h, int64_t off, Whence w) override { return session_->Seek(h, off, w); }
+  Status Truncate(uint32_t h, uint64_t size) override { return session_->Truncate(h, size); }
+  Status Rename(uint32_t h, const std::string& id) override { return session_->Rename(h, id); }
+  Status Close(uint32_t h) override { return session_->Close(h); }
+  Status CloseAndDelete(uint32_t h) override { return session_->CloseAndDelete(h); }
+  Result<HandleInfo> Info(uint32_t h) override { return session_->Info(h); }
+  Result<EnumPage> Enumerate(const std::string& share, const std::string& after, size_t max_ids) override {
+    return session_->Enumerate(share, after, max_ids);
+  }
+  Result<Usage> GetUsage(const std::string& share) override {
+    COFFER_ASSIGN_OR_RETURN(uint64_t used, session_->Usage(share));
+    return Usage{used, quota_};
+  }
+
+ private:
+  ObjectStore& store_;
+  std::unique_ptr<Session> session_;
+  uint64_t quota_;
+};
+
+class SocketConnection : public ObjectConnection {
+ public:
+  explicit SocketConnection(int fd) : fd_(fd) {}
+  ~SocketConnection() override { ::close(fd_); }
+
+  Result<uint32_t> Create(const std::string& share, const std::string& id, uint32_t flags,
+                          const CreateAttrs& attrs, ByteSpan initial) override {
+    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    if (initial.size() > kMaxChunk) return InvalidArgument("initial data above 1 MiB: write it in chunks");
+    Bytes req = Encode(Op::kCreate);
+    AppendLe32(req, flags);
+    AppendLe32(req, attrs.object_flags);
+    AppendLe32(req, attrs.user_flags);
+    AppendLe64(req, attrs.user_capacity);
+    PutStr8(req, share);
+    PutStr8(req, id);
+    Append(req, initial);
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    return U32At(resp);
+  }
+  Result<uint32_t> Open(const std::string& share, const std::string& id, uint32_t flags) override {
+    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    Bytes req = Encode(Op::kOpen);
+    AppendLe32(req, flags);
+    PutStr8(req, share);
+    PutStr8(req, id);
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    return U32At(resp);
+  }
+  Result<size_t> Read(uint32_t h, MutableByteSpan out) override {
+    size_t total = 0;
+    while (total < out.size()) {
+      uint32_t want = uint32_t(std::min<size_t>(out.size() - total, kMaxChunk));
+      Bytes req = Encode(Op::kRead);
+      AppendLe32(req, h);
+      AppendLe32(req, want);
+      COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+      if (resp.size() > want) return Corrupt("object daemon answered READ with too many bytes");
+      std::copy(resp.begin(), resp.end(), out.begin() + total);
+      total += resp.size();
+      if (resp.size() < want) break;
+    }
+    return total;
+  }
+  Status Write(uint32_t h, ByteSpan data) override {
+    do {
+      size_t n = std::min<size_t>(data.size(), kMaxChunk);
+      Bytes req = Encode(Op::kWrite);
+      AppendLe32(req, h);
+      Append(req, data.first(n));
+      COFFER_RETURN_IF_ERROR(Call(req).status());
+      data = data.subspan(n);
+    } while (!data.empty());
+    return Status::Ok();
+  }
+  Result<uint64_t> Seek(uint32_t h, int64_t off, Whence w) override {
+    Bytes req = Encode(Op::kSeek);
+    AppendLe32(req, h);
+    AppendLe64(req, uint64_t(off));
+    PutU8(req, uint8_t(w));
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    if (resp.size() != 8) return Corrupt("object daemon sent a malformed SEEK answer");
+    return GetLe64(resp.data());
+  }
+  Status Truncate(uint32_t h, uint64_t size) override {
+    Bytes req = Encode(Op::kTruncate);
+    AppendLe32(req, h);
+    AppendLe64(req, size);
+    return Call(req).status();
+  }
+  Status Rename(uint32_t h, const std::string& id) override {
+    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "new object id"));
+    Bytes req = Encode(Op::kRename);
+    AppendLe32(req, h);
+    PutStr8(req, id);
+    return Call(req).status();
+  }
+  Status Close(uint32_t h) override { return Simple(Op::kClose, h); }
+  Status CloseAndDelete(uint32_t h) override { return Simple(Op::kCloseAndDelete, h); }
+  Result<HandleInfo> Info(uint32_t h) override {
+    Bytes req = Encode(Op::kInfo);
+    AppendLe32(req, h);
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    Reader r(resp);
+    HandleInfo info;
+    if (!r.U64(info.meta.size) || !r.U64(info.position) || !r.U32(info.access) ||
+        !r.U32(info.meta.object_flags) || !r.U32(info.meta.user_flags) || !r.U64(info.meta.user_capacity) ||
+        !r.U32(info.meta.owner_uid) || !r.Str8(info.id) || !r.Done()) {
+      return Corrupt("object daemon sent a malformed INFO answer");
+    }
+    return info;
+  }
+  Result<EnumPage> Enumerate(const std::string& share, const std::string& after, size_t max_ids) override {
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    COFFER_RETURN_IF_ERROR(CheckEncodable(after, "cursor"));
+    Bytes req = Encode(Op::kEnumerate);
+    PutStr8(req, share);
+    PutStr8(req, after);
+    AppendLe32(req, uint32_t(std::min<size_t>(max_ids, UINT32_MAX)));
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    Reader r(resp);
+    uint8_t more;
+    uint32_t count;
+    EnumPage page;
+    if (!r.U8(more) || !r.U32(count)) return Corrupt("object daemon sent a malformed ENUMERATE answer");
+    page.more = more != 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      std::string id;
+      if (!r.Str8(id)) return Corrupt("object daemon sent a malformed ENUMERATE answer");
+      page.ids.push_back(std::move(id));
+    }
+    if (!r.Done()) return Corrupt("object daemon sent a malformed ENUMERATE answer");
+    return page;
+  }
+  Result<Usage> GetUsage(const std::string& share) override {
+    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    Bytes req = Encode(Op::kUsage);
+    PutStr8(req, share);
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    if (resp.size() != 16) return Corrupt("object daemon sent a malformed USAGE answer");
+    return Usage{GetLe64(resp.data()), GetLe64(resp.data() + 8)};
+  }
+
+ private:
+  Status Simple(Op op, uint32_t h) {
+    Bytes req = Encode(op);
+    AppendLe32(req, h);
+    return Call(req).status();
+  }
+  static Result<uint32_t> U32At(const Bytes& resp) {
+    if (resp.size() != 4) return Corrupt("object daemon sent a malformed handle");
+    return GetLe32(resp.data());
+  }
+  // Sends a request, returns the payload after the status (or the status as an error).
+  Result<Bytes> Call(const Bytes& req) {
+    if (broken_) return Unavailable("the connection to the object daemon was lost");
+    Status st = WriteFrame(fd_, req);
+    Bytes resp;
+    if (st.ok()) st = ReadFrame(fd_, resp);
+    if (!st.ok()) {
+      broken_ = true;
+      return Unavailable("lost the connection to the object daemon: " + st.message());
+    }
+    Reader r(resp);
+    uint8_t version, code;
+    std::string msg;
+    if (!r.U8(version) || !r.U8(code) || !r.Str16(msg)) return Corrupt("object daemon sent a malformed answer");
+    if (version != kProtocolVersion) return Unsupported("object daemon speaks protocol version " + std::to_string(version));
+    if (code != 0) {
+      if (code > uint8_t(StatusCode::kInternal)) return Corrupt("object daemon sent an unknown status code");
+      return Status(static_cast<StatusCode>(code), msg.empty() ? "object daemon refused the request" : msg);
+    }
+    ByteSpan rest = r.Rest();
+    return Bytes(rest.begin(), rest.end());
+  }
+  int fd_;
+  bool broken_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectConnection> NewLocalConnection(ObjectStore& store, uint32_t uid, uint64_t quota) {
+  return std::make_unique<LocalConnection>(store, uid, quota);
+}
+
+Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgument("socket path '" + path + "' is empty or longer than 107 bytes");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus("socket", errno);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    ::close(fd);
+    Status st = ErrnoStatus("connecting to the object daemon at " + path, err);
+    return Status(StatusCode::kUnavailable, st.message());
+  }
+  return std::unique_ptr<ObjectConnection>(new SocketConnection(fd));
+}
+
+Result<std::vector<std::string>> ListAll(ObjectConnection& conn, const std::string& share) {
+  std::vector<std::string> all;
+  std::string after;
+  while (true) {
+    COFFER_ASSIGN_OR_RETURN(auto page, conn.Enumerate(share, after, 4096));
+    all.insert(all.end(), page.ids.begin(), page.ids.end());
+    if (!page.more || page.ids.empty()) break;
+    after = page.ids.back();
+  }
+  return all;
+}
+
+}  // namespace coffer::objects

@@ -1,0 +1,223 @@
+#include "coffer/rclone/file_cipher.h"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "coffer/base/random.h"
+
+namespace coffer::rclone {
+namespace {
+
+static_assert(crypto_secretbox_MACBYTES == kChunkTagSize);
+static_assert(crypto_secretbox_NONCEBYTES == kFileNonceSize);
+
+// Reads until `len` bytes or EOF; returns bytes read.
+Result<size_t> ReadFull(int fd, uint8_t* buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::read(fd, buf + got, len - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read", errno);
+    }
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  return got;
+}
+
+Status WriteFull(int fd, const uint8_t* buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", errno);
+    }
+    buf += n;
+    len -= size_t(n);
+  }
+  return Status::Ok();
+}
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads.
+template <typename Fn>
+void ParallelFor(size_t n, int threads, Fn fn) {
+  if (threads <= 1 || n < 2) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  size_t t = std::min<size_t>(size_t(threads), n);
+  std::vector<std::thread> pool;
+  pool.reserve(t - 1);
+  for (size_t w = 1; w < t; ++w)
+    pool.emplace_back([&, w] { for (size_t i = w; i < n; i += t) fn(i); });
+  for (size_t i = 0; i < n; i += t) fn(i);
+  for (auto& th : pool) th.join();
+}
+
+constexpr size_t kChunksPerBatch = 32;  // 2 MiB of plaintext per read/write
+
+}  // namespace
+
+uint64_t EncryptedSize(uint64_t plain_size) {
+  uint64_t full = plain_size / kChunkDataSize;
+  uint64_t rest = plain_size % kChunkDataSize;
+  return kFileHeaderSize + full * kChunkSize + (rest ? rest + kChunkTagSize : 0);
+}
+
+Result<uint64_t> DecryptedSize(uint64_t enc_size) {
+  if (enc_size < kFileHeaderSize) return DataLoss("file is too short to be an rclone crypt file");
+  uint64_t body = enc_size - kFileHeaderSize;
+  uint64_t full = body / kChunkSize;
+  uint64_t rest = body % kChunkSize;
+  if (rest != 0 && rest <= kChunkTagSize) return DataLoss("file has a truncated chunk (cut inside a chunk header)");
+  return full * kChunkDataSize + (rest ? rest - kChunkTagSize : 0);
+}
+
+FileNonce ChunkNonce(const FileNonce& file_nonce, uint64_t index) {
+  FileNonce n = file_nonce;
+  unsigned carry = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    carry += unsigned(n[i]) + unsigned((index >> (8 * i)) & 0xFF);
+    n[i] = uint8_t(carry);
+    carry >>= 8;
+  }
+  for (size_t i = 8; carry && i < kFileNonceSize; ++i) {
+    carry += n[i];
+    n[i] = uint8_t(carry);
+    carry >>= 8;
+  }
+  return n;
+}
+
+FileNonce RandomFileNonce() {
+  FileNonce n;
+  FillRandom(n);
+  return n;
+}
+
+FileCipher::FileCipher(const RcloneKeys& keys) : data_key_(keys.data_key.Clone()) {
+  (void)sodium_init();
+}
+
+void FileCipher::WriteHeader(const FileNonce& nonce, uint8_t* out) {
+  std::memcpy(out, kFileMagic, kFileMagicSize);
+  std::memcpy(out + kFileMagicSize, nonce.data(), kFileNonceSize);
+}
+
+Result<FileNonce> FileCipher::ParseHeader(ByteSpan header, std::string_view what) {
+  if (header.size() < kFileHeaderSize)
+    return DataLoss(std::string(what) + ": file is too short to be an rclone crypt file (" +
+                    std::to_string(header.size()) + " bytes, the header alone is 32)");
+  if (std::memcmp(header.data(), kFileMagic, kFileMagicSize) != 0)
+    return DataLoss(std::string(what) + ": not an rclone crypt file (bad magic \"RCLONE\\0\\0\")");
+  FileNonce n;
+  std::memcpy(n.data(), header.data() + kFileMagicSize, kFileNonceSize);
+  return n;
+}
+
+void FileCipher::SealChunk(const FileNonce& file_nonce, uint64_t index, ByteSpan plain, uint8_t* out) const {
+  FileNonce n = ChunkNonce(file_nonce, index);
+  crypto_secretbox_easy(out, plain.data(), plain.size(), n.data(), data_key_.reveal().data());
+}
+
+Status FileCipher::OpenChunk(const FileNonce& file_nonce, uint64_t index, ByteSpan sealed, uint8_t* out,
+                             std::string_view what) const {
+  if (sealed.size() <= kChunkTagSize)
+    return DataLoss(std::string(what) + ": file has a truncated chunk " + std::to_string(index) +
+                    " (cut inside its header)");
+  FileNonce n = ChunkNonce(file_nonce, index);
+  if (crypto_secretbox_open_easy(out, sealed.data(), sealed.size(), n.data(), data_key_.reveal().data()) != 0)
+    return DataLoss(std::string(what) + ": chunk " + std::to_string(index) +
+                    " failed authentication (file was modified, or wrong password)");
+  return Status::Ok();
+}
+
+Bytes FileCipher::EncryptBuffer(ByteSpan plain, const FileNonce& nonce) const {
+  Bytes out(EncryptedSize(plain.size()));
+  WriteHeader(nonce, out.data());
+  size_t o = kFileHeaderSize;
+  for (uint64_t i = 0, off = 0; off < plain.size(); ++i, off += kChunkDataSize) {
+    size_t len = std::min(kChunkDataSize, plain.size() - off);
+    SealChunk(nonce, i, plain.subspan(off, len), &out[o]);
+    o += len + kChunkTagSize;
+  }
+  return out;
+}
+
+Result<Bytes> FileCipher::DecryptBuffer(ByteSpan enc, std::string_view what) const {
+  COFFER_ASSIGN_OR_RETURN(FileNonce nonce, ParseHeader(enc, what));
+  auto plain_size = DecryptedSize(enc.size());
+  if (!plain_size.ok()) return plain_size.status().WithContext(what);
+  Bytes out(*plain_size);
+  size_t in = kFileHeaderSize, o = 0;
+  for (uint64_t i = 0; in < enc.size(); ++i) {
+    size_t len = std::min(kChunkSize, enc.size() - in);
+    COFFER_RETURN_IF_ERROR(OpenChunk(nonce, i, enc.subspan(in, len), &out[o], what));
+    in += len;
+    o += len - kChunkTagSize;
+  }
+  return out;
+}
+
+Status FileCipher::EncryptFd(int in_fd, int out_fd, const FileNonce& nonce, const ProgressFn& progress,
+                             int threads) const {
+  uint8_t header[kFileHeaderSize];
+  WriteHeader(nonce, header);
+  COFFER_RETURN_IF_ERROR(WriteFull(out_fd, header, sizeof header));
+  const size_t batch = threads > 1 ? kChunksPerBatch * 2 : kChunksPerBatch;
+  std::vector<uint8_t> in(batch * kChunkDataSize), out(batch * kChunkSize);
+  uint64_t index = 0;
+  while (true) {
+    COFFER_ASSIGN_OR_RETURN(size_t got, ReadFull(in_fd, in.data(), in.size()));
+    if (got == 0) break;
+    size_t chunks = (got + kChunkDataSize - 1) / kChunkDataSize;
+    ParallelFor(chunks, got >= 4 * kChunkDataSize ? threads : 1, [&](size_t c) {
+      size_t off = c * kChunkDataSize;
+      size_t len = std::min(kChunkDataSize, got - off);
+      SealChunk(nonce, index + c, ByteSpan(in.data() + off, len), out.data() + c * kChunkSize);
+    });
+    size_t out_len = got + chunks * kChunkTagSize;
+    COFFER_RETURN_IF_ERROR(WriteFull(out_fd, out.data(), out_len));
+    index += chunks;
+    if (progress) progress(got);
+    if (got < in.size()) break;
+  }
+  return Status::Ok();
+}
+
+Status FileCipher::DecryptFd(int in_fd, int out_fd, std::string_view what, const ProgressFn& progress,
+                             int threads) const {
+  uint8_t header[kFileHeaderSize];
+  COFFER_ASSIGN_OR_RETURN(size_t hgot, ReadFull(in_fd, header, sizeof header));
+  COFFER_ASSIGN_OR_RETURN(FileNonce nonce, ParseHeader(ByteSpan(header, hgot), what));
+  const size_t batch = threads > 1 ? kChunksPerBatch * 2 : kChunksPerBatch;
+  std::vector<uint8_t> in(batch * kChunkSize), out(batch * kChunkDataSize);
+  uint64_t index = 0;
+  while (true) {
+    COFFER_ASSIGN_OR_RETURN(size_t got, ReadFull(in_fd, in.data(), in.size()));
+    if (got == 0) break;
+    size_t chunks = (got + kChunkSize - 1) / kChunkSize;
+    std::vector<Status> st(chunks);
+    ParallelFor(chunks, got >= 4 * kChunkSize ? threads : 1, [&](size_t c) {
+      size_t off = c * kChunkSize;
+      size_t len = std::min(kChunkSize, got - off);
+      st[c] = OpenChunk(nonce, index + c, ByteSpan(in.data() + off, len), out.data() + c * kChunkDataSize, what);
+    });
+    for (auto& s : st) COFFER_RETURN_IF_ERROR(s);
+    size_t out_len = got - chunks * kChunkTagSize;
+    if (out_fd >= 0) COFFER_RETURN_IF_ERROR(WriteFull(out_fd, out.data(), out_len));
+    index += chunks;
+    if (progress) progress(out_len);
+    if (got < in.size()) break;
+  }
+  return Status::Ok();
+}
+
+}  // namespace coffer::rclone

@@ -1,0 +1,656 @@
+#include "coffer/volume/sealed_volume.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+
+#include "coffer/base/random.h"
+#include "coffer/crypt/hash.h"
+#include "volume/volume_format.h"
+
+namespace coffer {
+
+using volume_format::Header;
+using volume_format::Layout;
+using volume_format::Slot;
+
+std::string_view CipherSuiteName(CipherSuite suite) {
+  switch (suite) {
+    case CipherSuite::kXChaCha20Poly1305: return "xchacha20-poly1305";
+    case CipherSuite::kAes256Gcm: return "aes-256-gcm";
+  }
+  return "unknown";
+}
+
+Result<CipherSuite> ParseCipherSuite(std::string_view name) {
+  if (name == "xchacha20-poly1305") return CipherSuite::kXChaCha20Poly1305;
+  if (name == "aes-256-gcm") return CipherSuite::kAes256Gcm;
+  return InvalidArgument("unknown cipher '" + std::string(name) + "': use xchacha20-poly1305 or aes-256-gcm");
+}
+
+namespace {
+
+constexpr uint64_t kGcmWriteLimit = uint64_t(1) << 32;  // random 96-bit nonces: NIST SP 800-38D bound
+const Hash256 kZeroHash{};
+
+bool IsZero(ByteSpan b) {
+  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
+}
+bool IsErased(ByteSpan b) {
+  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0xff; });
+}
+
+// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 170 sectors, not per sector).
+class NonceSource {
+ public:
+  void Take(uint8_t* out, size_t n) {
+    if (pos_ + n > sizeof buf_) {
+      FillRandom(buf_);
+      pos_ = 0;
+    }
+    std::memcpy(out, buf_ + pos_, n);
+    std::memset(buf_ + pos_, 0, n);  // never hand out the same bytes twice
+    pos_ += n;
+  }
+
+ private:
+  uint8_t buf_[4080];
+  size_t pos_ = sizeof buf_;
+};
+
+struct SlotKeys {
+  SecretBytes kek;
+  std::array<uint8_t, 16> key_id{};
+};
+
+Result<SlotKeys> DeriveSlotKeys(const SecretBytes& unlock_secret, const VolumeId& id) {
+  COFFER_ASSIGN_OR_RETURN(SecretBytes okm, HkdfSha256(unlock_secret.reveal(), id, "coffer volume v1 key slot", 48));
+  SlotKeys k;
+  k.kek = SecretBytes::CopyOf(okm.reveal().subspan(0, 32));
+  std::memcpy(k.key_id.data(), okm.reveal().data() + 32, 16);
+  return k;
+}
+
+Bytes SlotAd(const VolumeId& id, size_t index, KeySlotType type, ByteSpan params) {
+  Bytes ad = ToBytes("coffer-slot-v1");
+  Append(ad, id);
+  ad.push_back(uint8_t(index));
+  ad.push_back(uint8_t(type));
+  Append(ad, params);
+  return ad;
+}
+
+}  // namespace
+
+struct SealedVolume::State {
+  std::unique_ptr<BackingStore> store;
+  std::shared_ptr<Anchor> anchor;
+  VolumeOpenOptions options;
+  Header header;
+  SecretBytes master, mac_key;
+  std::unique_ptr<Aead> aead;
+  int unlocked_slot = -1;
+
+  struct Node {
+    Bytes content;
+    bool dirty = false;
+  };
+  std::unordered_map<uint64_t, Node> nodes;  // by global node index
+  std::map<uint64_t, Bytes> dirty;           // sector -> plaintext, until Sync
+  std::vector<std::pair<uint64_t, Bytes>> clean;  // small cache of verified plaintext
+  size_t clean_next = 0;
+  Status broken;  // set after a failed commit or a crypto-erase
+  NonceSource nonces;
+
+  const Layout& layout() const { return header.layout; }
+  size_t node_bytes() const { return size_t(layout().fanout) * 32; }
+  size_t sealed_bytes() const { return layout().sector_size + volume_format::kSectorOverhead; }
+
+  Hash256 NodeHash(uint32_t level, uint64_t index, ByteSpan content) const {
+    if (IsZero(content)) return kZeroHash;
+    uint8_t meta[9];
+    meta[0] = uint8_t(level);
+    PutLe64(meta + 1, index);
+    return Blake2b256({AsBytes("coffer-node-v1"), meta, content});
+  }
+  Hash256 LeafHash(uint64_t sector, ByteSpan version_and_nonce, ByteSpan tag) const {
+    uint8_t idx[8];
+    PutLe64(idx, sector);
+    return Blake2b256({AsBytes("coffer-leaf-v1"), idx, version_and_nonce, tag});
+  }
+  void SectorAd(uint64_t sector, uint64_t version, uint8_t ad[32]) const {
+    std::memcpy(ad, header.id.data(), 16);
+    PutLe64(ad + 16, sector);
+    PutLe64(ad + 24, version);
+  }
+
+  void MaybeEvict() {
+    if (nodes.size() * node_bytes() <= options.tree_cache_bytes) return;
+    std::erase_if(nodes, [](const auto& kv) { return !kv.second.dirty; });
+  }
+
+  // Loads (and verifies against its parent, up to the root) tree node `index` of `level` (1-based).
+  Result<Node*> LoadNode(uint32_t level, uint64_t index) {
+    const Layout& l = layout();
+    uint64_t global = l.level_start[level - 1] + index;
+    auto it = nodes.find(global);
+    if (it != nodes.end()) return &it->second;
+    Hash256 expected;
+    if (level == l.tree_levels()) {
+      expected = header.root;
+    } else {
+      COFFER_ASSIGN_OR_RETURN(Node * parent, LoadNode(level + 1, index / l.fanout));
+      std::memcpy(expected.data(), parent->content.data() + (index % l.fanout) * 32, 32);
+    }
+    Node node;
+    node.content.assign(node_bytes(), 0);
+    if (expected != kZeroHash) {
+      Bytes raw(size_t(l.records_per_node) * l.record_size);
+      COFFER_RETURN_IF_ERROR(store->Read(l.first_tree_record + global * l.records_per_node,
+                                         l.records_per_node, raw));
+      std::memcpy(node.content.data(), raw.data(), node_bytes());
+      if (NodeHash(level, index, node.content) != expected) {
+        return DataLoss("hash tree node " + std::to_string(level) + "/" + std::to_string(index) + " on " +
+                        store->Describe() + " does not match its parent: the volume was tampered with or "
+                        "partly rolled back");
+      }
+    }
+    return &nodes.emplace(global, std::move(node)).first->second;
+  }
+
+  Result<Hash256> Leaf(uint64_t sector) {
+    COFFER_ASSIGN_OR_RETURN(Node * n, LoadNode(1, sector / layout().fanout));
+    Hash256 h;
+    std::memcpy(h.data(), n->content.data() + (sector % layout().fanout) * 32, 32);
+    return h;
+  }
+
+  // Committed plaintext of a sector, verified against the tree and its AEAD tag.
+  Status LoadCommitted(uint64_t sector, uint8_t* out) {
+    const Layout& l = layout();
+    COFFER_ASSIGN_OR_RETURN(Hash256 leaf, Leaf(sector));
+    if (leaf == kZeroHash) {
+      std::memset(out, 0xff, l.sector_size);
+      return Status::Ok();
+    }
+    Bytes raw(size_t(l.records_per_sector) * l.record_size);
+    COFFER_RETURN_IF_ERROR(
+        store->Read(l.first_sector_record + sector * l.records_per_sector, l.records_per_sector, raw));
+    const uint8_t* tag = raw.data() + 32 + l.sector_size;
+    if (LeafHash(sector, {raw.data(), 32}, {tag, 16}) != leaf) {
+      return DataLoss("sector " + std::to_string(sector) + " of " + store->Describe() +
+                      " does not match the hash tree: it was modified, swapped with another sector or replayed "
+                      "from an older state");
+    }
+    uint8_t ad[32];
+    SectorAd(sector, GetLe64(raw.data()), ad);
+    Status s = aead->Open({raw.data() + 8, aead->nonce_size()}, ad, {raw.data() + 32, l.sector_size + 16},
+                          {out, l.sector_size});
+    if (!s.ok()) {
+      if (s.code() == StatusCode::kDataLoss) {
+        return DataLoss("sector " + std::to_string(sector) + " of " + store->Describe() +
+                        " failed authentication: it was tampered with");
+      }
+      return s;
+    }
+    return Status::Ok();
+  }
+
+  // Plaintext for reading: dirty buffer, clean cache, or verified load into the cache.
+  Result<const uint8_t*> SectorForRead(uint64_t sector) {
+    if (auto it = dirty.find(sector); it != dirty.end()) return it->second.data();
+    for (auto& [s, data] : clean) {
+      if (s == sector) return data.data();
+    }
+    Bytes data(layout().sector_size);
+    COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
+    if (clean.size() < 16) {
+      clean.emplace_back(sector, std::move(data));
+      return clean.back().second.data();
+    }
+    clean_next = (clean_next + 1) % clean.size();
+    clean[clean_next] = {sector, std::move(data)};
+    return clean[clean_next].second.data();
+  }
+
+  void DropClean(uint64_t sector) {
+    for (auto& e : clean) {
+      if (e.first == sector) e.first = UINT64_MAX;
+    }
+  }
+
+  Result<Bytes*> SectorForWrite(uint64_t sector) {
+    if (auto it = dirty.find(sector); it != dirty.end()) return &it->second;
+    Bytes data(layout().sector_size);
+    bool cached = false;
+    for (auto& [s, d] : clean) {
+      if (s == sector) {
+        data = d;
+        cached = true;
+      }
+    }
+    if (!cached) COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
+    DropClean(sector);
+    return &dirty.emplace(sector, std::move(data)).first->second;
+  }
+
+  Bytes EncodeHeader(const Header& h) const {
+    Bytes b = volume_format::EncodeHeaderBody(h);
+    volume_format::SealHeader(b, mac_key.reveal());
+    return b;
+  }
+
+  // The commit: dirty sectors + changed tree nodes + header (counter+1) in one atomic batch, then
+  // the anchor. new_slots replaces the key slots when set.
+  Status Commit(const std::array<Slot, volume_format::kSlotCount>* new_slots) {
+    if (!broken.ok()) return broken;
+    const Layout& l = layout();
+    // Phase 1: load (and verify) every tree path we will change; nothing is modified yet.
+    for (auto& [sector, data] : dirty) COFFER_RETURN_IF_ERROR(Leaf(sector).status());
+    if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + dirty.size() > kGcmWriteLimit) {
+      return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
+                                "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
+    }
+    Header next = header;
+    next.counter = header.counter + 1;
+    if (new_slots) next.slots = *new_slots;
+
+    // Phase 2: seal sectors, set leaves.
+    size_t rps = l.records_per_sector, rpn = l.records_per_node;
+    size_t sealed_count = 0;
+    for (auto& [sector, data] : dirty) sealed_count += IsErased(data) ? 0 : 1;
+    std::set<uint64_t> touched;  // level-1 node indices
+    Bytes buffer((sealed_count * rps + l.header_records) * size_t(l.record_size), 0);
+    std::vector<RecordWrite> batch;
+    size_t used = 0;
+    for (auto& [sector, data] : dirty) {
+      Hash256 leaf = kZeroHash;
+      if (!IsErased(data)) {
+        uint8_t* out = buffer.data() + used;
+        PutLe64(out, next.counter);
+        nonces.Take(out + 8, volume_format::kNonceSize);
+        uint8_t ad[32];
+        SectorAd(sector, next.counter, ad);
+        Status s = aead->Seal({out + 8, aead->nonce_size()}, ad, data, {out + 32, l.sector_size + 16});
+        if (!s.ok()) return s;
+        leaf = LeafHash(sector, {out, 32}, {out + 32 + l.sector_size, 16});
+        for (size_t r = 0; r < rps; ++r) {
+          batch.push_back({l.first_sector_record + sector * rps + r, {out + r * l.record_size, l.record_size}});
+        }
+        used += rps * l.record_size;
+      }
+      Node* n = &nodes.at(l.level_start[0] + sector / l.fanout);
+      std::memcpy(n->content.data() + (sector % l.fanout) * 32, leaf.data(), 32);
+      n->dirty = true;
+      touched.insert(sector / l.fanout);
+    }
+    // Phase 3: rehash upwards.
+    for (uint32_t level = 1; level < l.tree_levels(); ++level) {
+      std::set<uint64_t> parents;
+      for (uint64_t j : touched) {
+        Node& n = nodes.at(l.level_start[level - 1] + j);
+        Hash256 h = NodeHash(level, j, n.content);
+        Node& p = nodes.at(l.level_start[level] + j / l.fanout);
+        std::memcpy(p.content.data() + (j % l.fanout) * 32, h.data(), 32);
+        p.dirty = true;
+        parents.insert(j / l.fanout);
+      }
+      touched = std::move(parents);
+    }
+    if (!dirty.empty()) {
+      next.root = NodeHash(l.tree_levels(), 0, nodes.at(l.level_start.back()).content);
+    }
+    next.sealed_writes = header.sealed_writes + sealed_count;
+    // Phase 4: one atomic batch.
+    std::vector<Bytes> node_images;
+    for (auto& [global, n] : nodes) {
+      if (!n.dirty) continue;
+      Bytes img(rpn * l.record_size, 0);
+      std::memcpy(img.data(), n.content.data(), n.content.size());
+      node_images.push_back(std::move(img));
+      for (size_t r = 0; r < rpn; ++r) {
+        batch.push_back({l.first_tree_record + global * rpn + r,
+                         {node_images.back().data() + r * l.record_size, l.record_size}});
+      }
+    }
+    Bytes hdr = EncodeHeader(next);
+    uint8_t* hout = buffer.data() + used;
+    std::memcpy(hout, hdr.data(), hdr.size());
+    for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
+    Status s = store->WriteBatch(batch);
+    if (s.ok()) s = store->Flush();
+    if (!s.ok()) {
+      broken = s.WithContext("commit to " + store->Describe() + " failed; reopen the volume to continue");
+      return broken;
+    }
+    // Phase 5: the anchor. A crash before this lands leaves the store one commit ahead of the
+    // anchor, which Open() accepts (the header MAC proves it is ours).
+    s = anchor->Commit(next.id, {next.counter, next.root});
+    if (!s.ok()) {
+      broken = s.WithContext("the store committed but the anchor (" + anchor->Describe() +
+                             ") did not; reopen the volume to continue");
+      return broken;
+    }
+    for (auto& [g, n] : nodes) n.dirty = false;
+    for (auto& [sector, data] : dirty) {
+      if (clean.size() < 16) clean.emplace_back(sector, std::move(data));
+    }
+    dirty.clear();
+    header = std::move(next);
+    return Status::Ok();
+  }
+};
+
+SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) {
+  const Layout& l = s_->layout();
+  uint32_t unit = std::min<uint32_t>(256, l.sector_size);
+  geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
+}
+
+SealedVolume::~SealedVolume() = default;
+
+namespace {
+
+Result<std::unique_ptr<Aead>> SectorAead(CipherSuite suite, const SecretBytes& master, const VolumeId& id) {
+  COFFER_ASSIGN_OR_RETURN(SecretBytes key, HkdfSha256(master.reveal(), id, "coffer volume v1 sector key", 32));
+  return NewAead(suite == CipherSuite::kAes256Gcm ? AeadAlgorithm::kAes256Gcm : AeadAlgorithm::kXChaCha20Poly1305,
+                 key);
+}
+
+Result<SecretBytes> MacKey(const SecretBytes& master, const VolumeId& id) {
+  return HkdfSha256(master.reveal(), id, "coffer volume v1 header mac", 32);
+}
+
+Result<Slot> MakeSlot(UnlockMethod& method, const VolumeId& id, size_t index, const SecretBytes& master) {
+  Slot slot;
+  slot.type = method.slot_type();
+  COFFER_ASSIGN_OR_RETURN(slot.params, method.NewSlotParams());
+  if (slot.params.size() > kMaxSlotParams) return InvalidArgument("unlock method parameters are too large");
+  COFFER_ASSIGN_OR_RETURN(SecretBytes secret, method.UnlockSecret(slot.params));
+  COFFER_ASSIGN_OR_RETURN(SlotKeys keys, DeriveSlotKeys(secret, id));
+  slot.key_id = keys.key_id;
+  FillRandom(slot.wrap_nonce);
+  COFFER_ASSIGN_OR_RETURN(auto wrap, NewAead(AeadAlgorithm::kXChaCha20Poly1305, keys.kek));
+  COFFER_RETURN_IF_ERROR(wrap->Seal(slot.wrap_nonce, SlotAd(id, index, slot.type, slot.params), master.reveal(),
+                                    slot.wrapped));
+  return slot;
+}
+
+// Which slot `method` opens: its index (or -1) and the master key.
+Result<std::pair<int, SecretBytes>> Unwrap(const Header& h, UnlockMethod& method, const std::string& where) {
+  size_t used = 0;
+  for (size_t k = 0; k < h.slots.size(); ++k) {
+    const Slot& slot = h.slots[k];
+    if (slot.type == KeySlotType::kEmpty) continue;
+    used++;
+    if (slot.type != method.slot_type()) continue;
+    auto secret = method.UnlockSecret(slot.params);
+    if (!secret.ok()) {
+      if (secret.status().code() == StatusCode::kInvalidArgument) {
+        return DataLoss("key slot " + std::to_string(k) + " on " + where + " has malformed parameters (" +
+                        secret.status().message() + "): the header was tampered with");
+      }
+      return secret.status();
+    }
+    COFFER_ASSIGN_OR_RETURN(SlotKeys keys, DeriveSlotKeys(*secret, h.id));
+    if (!ConstantTimeEquals(keys.key_id, slot.key_id)) continue;
+    COFFER_ASSIGN_OR_RETURN(auto wrap, NewAead(AeadAlgorithm::kXChaCha20Poly1305, keys.kek));
+    SecretBytes master(32);
+    Status s = wrap->Open(slot.wrap_nonce, SlotAd(h.id, k, slot.type, slot.params), slot.wrapped, master.reveal());
+    if (!s.ok()) {
+      return DataLoss("key slot " + std::to_string(k) + " on " + where + " belongs to " + method.Describe() +
+                      " but its wrapped key does not authenticate: the header was tampered with");
+    }
+    return std::make_pair(int(k), std::move(master));
+  }
+  if (used == 0) {
+    return Unauthenticated("the volume on " + where + " has no key slots left: it was crypto-erased and its data "
+                           "can never be decrypted");
+  }
+  return Unauthenticated("no key slot of the volume on " + where + " opens with " + method.Describe() +
+                         " (wrong key or passphrase)");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SealedVolume>> SealedVolume::Create(std::unique_ptr<BackingStore> store,
+                                                           UnlockMethod& method, std::shared_ptr<Anchor> anchor,
+                                                           const VolumeCreateOptions& options,
+                                                           const VolumeOpenOptions& open_options) {
+  uint32_t S = options.sector_size;
+  COFFER_RETURN_IF_ERROR(volume_format::MakeLayout(S, store->record_size(), 2).status());
+  uint64_t want = options.size_bytes == 0 ? UINT64_MAX / S : options.size_bytes / S;
+  if (want < 2) {
+    return InvalidArgument("volume size " + std::to_string(options.size_bytes) + " is less than two " +
+                           std::to_string(S) + "-byte sectors");
+  }
+  COFFER_ASSIGN_OR_RETURN(Layout layout, volume_format::FitLayout(S, store->record_size(), store->record_count(), want));
+  if (options.size_bytes != 0 && layout.sector_count < want) {
+    return NoSpace(store->Describe() + " holds at most " + std::to_string(layout.sector_count * S) +
+                   " usable bytes at sector size " + std::to_string(S) + " (asked for " +
+                   std::to_string(options.size_bytes) + ")");
+  }
+  auto st = std::make_unique<State>();
+  st->store = std::move(store);
+  st->anchor = std::move(anchor);
+  st->options = open_options;
+  Header& h = st->header;
+  h.suite = options.suite;
+  FillRandom(h.id);
+  h.layout = layout;
+  st->master = SecretBytes::Random(32);
+  COFFER_ASSIGN_OR_RETURN(h.slots[0], MakeSlot(method, h.id, 0, st->master));
+  st->unlocked_slot = 0;
+  COFFER_ASSIGN_OR_RETURN(st->mac_key, MacKey(st->master, h.id));
+  COFFER_ASSIGN_OR_RETURN(st->aead, SectorAead(h.suite, st->master, h.id));
+  Bytes hdr = st->EncodeHeader(h);
+  Bytes padded(size_t(layout.header_records) * layout.record_size, 0);
+  std::memcpy(padded.data(), hdr.data(), hdr.size());
+  std::vector<RecordWrite> batch;
+  for (uint32_t r = 0; r < layout.header_records; ++r) {
+    batch.push_back({r, {padded.data() + size_t(r) * layout.record_size, layout.record_size}});
+  }
+  COFFER_RETURN_IF_ERROR(st->store->WriteBatch(batch));
+  COFFER_RETURN_IF_ERROR(st->store->Flush());
+  COFFER_RETURN_IF_ERROR(st->anchor->Commit(h.id, {h.counter, h.root}));
+  return std::unique_ptr<SealedVolume>(new SealedVolume(std::move(st)));
+}
+
+Result<std::unique_ptr<SealedVolume>> SealedVolume::Open(std::unique_ptr<BackingStore> store, UnlockMethod& method,
+                                                         std::shared_ptr<Anchor> anchor,
+                                                         const VolumeOpenOptions& options) {
+  std::string where = store->Describe();
+  uint32_t R = store->record_size();
+  uint32_t hr = (volume_format::kHeaderSize + R - 1) / R;
+  if (store->record_count() < hr) return DataLoss(where + " is too small to hold a volume header");
+  Bytes raw(size_t(hr) * R);
+  COFFER_RETURN_IF_ERROR(store->Read(0, hr, raw));
+  COFFER_ASSIGN_OR_RETURN(Header h, volume_format::ParseHeader(raw, where));
+  if (h.layout.record_size != R || h.layout.records_used > store->record_count()) {
+    return DataLoss("the volume header on " + where + " does not match the store's geometry (" +
+                    std::to_string(store->record_count()) + " records of " + std::to_string(R) +
+                    " bytes): the store was truncated or tampered with");
+  }
+  COFFER_ASSIGN_OR_RETURN(auto unwrapped, Unwrap(h, method, where));
+  auto st = std::make_unique<State>();
+  st->store = std::move(store);
+  st->anchor = std::move(anchor);
+  st->options = options;
+  st->unlocked_slot = unwrapped.first;
+  st->master = std::move(unwrapped.second);
+  COFFER_ASSIGN_OR_RETURN(st->mac_key, MacKey(st->master, h.id));
+  if (!volume_format::VerifyHeaderMac(ByteSpan(raw.data(), volume_format::kHeaderSize), st->mac_key.reveal())) {
+    return DataLoss("the volume header on " + where + " fails its MAC: it was tampered with");
+  }
+  COFFER_ASSIGN_OR_RETURN(st->aead, SectorAead(h.suite, st->master, h.id));
+  // Freshness: never older than what the anchor has seen.
+  COFFER_ASSIGN_OR_RETURN(std::optional<AnchorEntry> seen, st->anchor->Load(h.id));
+  AnchorEntry now{h.counter, h.root};
+  if (seen && h.counter < seen->counter) {
+    return DataLoss("the volume on " + where + " was rolled back: it is at commit " + std::to_string(h.counter) +
+                    " but " + st->anchor->Describe() + " has seen commit " + std::to_string(seen->counter) +
+                    " (an older copy of the store was restored, or the store replayed old data)");
+  }
+  if (seen && h.counter == seen->counter && h.root != seen->root) {
+    return DataLoss("the volume on " + where + " does not match " + st->anchor->Describe() + " at commit " +
+                    std::to_string(h.counter) + ": its contents were replaced (forked or tampered with)");
+  }
+  if (!seen || h.counter > seen->counter) {
+    // First use with this anchor, or the store committed and the anchor did not (crash): catch up.
+    COFFER_RETURN_IF_ERROR(st->anchor->Commit(h.id, now));
+  }
+  st->header = std::move(h);
+  return std::unique_ptr<SealedVolume>(new SealedVolume(std::move(st)));
+}
+
+Status SealedVolume::Read(uint32_t block, uint32_t offset, std::span<uint8_t> out) {
+  COFFER_RETURN_IF_ERROR(CheckRange(block, offset, out.size(), geometry_.read_size, "read"));
+  if (!s_->broken.ok()) return s_->broken;
+  s_->MaybeEvict();
+  COFFER_ASSIGN_OR_RETURN(const uint8_t* data, s_->SectorForRead(block));
+  if (!out.empty()) std::memcpy(out.data(), data + offset, out.size());
+  return Status::Ok();
+}
+
+Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8_t> data) {
+  COFFER_RETURN_IF_ERROR(CheckRange(block, offset, data.size(), geometry_.prog_size, "prog"));
+  if (!s_->broken.ok()) return s_->broken;
+  s_->MaybeEvict();
+  COFFER_ASSIGN_OR_RETURN(Bytes * sector, s_->SectorForWrite(block));
+  if (!data.empty()) std::memcpy(sector->data() + offset, data.data(), data.size());
+  if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
+  return Status::Ok();
+}
+
+Status SealedVolume::Erase(uint32_t block) {
+  COFFER_RETURN_IF_ERROR(CheckRange(block, 0, 0, 1, "erase"));
+  if (!s_->broken.ok()) return s_->broken;
+  s_->DropClean(block);
+  s_->dirty[block].assign(geometry_.block_size, 0xff);
+  if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
+  return Status::Ok();
+}
+
+Status SealedVolume::Sync() {
+  if (!s_->broken.ok()) return s_->broken;
+  if (s_->dirty.empty()) return Status::Ok();
+  s_->MaybeEvict();
+  return s_->Commit(nullptr);
+}
+
+VolumeInfo SealedVolume::Info() const {
+  const Header& h = s_->header;
+  VolumeInfo info;
+  info.store = s_->store->Describe();
+  info.anchor = s_->anchor->Describe();
+  info.volume_id = HexEncode(h.id);
+  info.format_version = h.version;
+  info.suite = h.suite;
+  info.sector_size = h.layout.sector_size;
+  info.sector_count = h.layout.sector_count;
+  info.record_size = h.layout.record_size;
+  info.record_count = s_->store->record_count();
+  info.tree_fanout = h.layout.fanout;
+  info.tree_levels = h.layout.tree_levels();
+  info.counter = h.counter;
+  info.root = HexEncode(h.root);
+  info.sealed_writes = h.sealed_writes;
+  for (size_t k = 0; k < h.slots.size(); ++k) {
+    if (h.slots[k].type != KeySlotType::kEmpty) info.slots.push_back({int(k), h.slots[k].type});
+  }
+  info.unlocked_slot = s_->unlocked_slot;
+  return info;
+}
+
+Result<VerifyReport> SealedVolume::Verify() {
+  if (!s_->broken.ok()) return s_->broken;
+  VerifyReport report;
+  const Layout& l = s_->layout();
+  report.sectors = l.sector_count;
+  Bytes data(l.sector_size);
+  uint64_t bad_node = UINT64_MAX;
+  for (uint64_t i = 0; i < l.sector_count; ++i) {
+    if (i % l.fanout == 0) s_->MaybeEvict();
+    if (i / l.fanout == bad_node) continue;
+    auto leaf = s_->Leaf(i);
+    if (!leaf.ok()) {
+      if (leaf.status().code() != StatusCode::kDataLoss) return leaf.status();
+      bad_node = i / l.fanout;
+      uint64_t last = std::min<uint64_t>(l.sector_count, (bad_node + 1) * l.fanout) - 1;
+      report.failures.push_back("sectors " + std::to_string(i) + ".." + std::to_string(last) + ": " +
+                                leaf.status().message());
+    } else if (*leaf != kZeroHash) {
+      report.written_sectors++;
+      Status s = s_->LoadCommitted(i, data.data());
+      if (!s.ok()) {
+        if (s.code() != StatusCode::kDataLoss) return s;
+        report.failures.push_back("sector " + std::to_string(i) + ": " + s.message());
+      }
+    }
+    if (report.failures.size() >= 100) break;
+  }
+  return report;
+}
+
+Result<int> SealedVolume::FindKeySlot(UnlockMethod& method) {
+  auto r = Unwrap(s_->header, method, s_->store->Describe());
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kUnauthenticated) {
+      return NotFound("no key slot of this volume opens with " + method.Describe());
+    }
+    return r.status();
+  }
+  if (!r->second.Equals(s_->master)) return Internal("a key slot wraps a different master key");
+  return r->first;
+}
+
+Result<int> SealedVolume::AddKeySlot(UnlockMethod& method) {
+  if (!s_->broken.ok()) return s_->broken;
+  auto existing = FindKeySlot(method);
+  if (existing.ok()) {
+    return AlreadyExists("key slot " + std::to_string(*existing) + " already opens with " + method.Describe());
+  }
+  auto slots = s_->header.slots;
+  for (size_t k = 0; k < slots.size(); ++k) {
+    if (slots[k].type != KeySlotType::kEmpty) continue;
+    COFFER_ASSIGN_OR_RETURN(slots[k], MakeSlot(method, s_->header.id, k, s_->master));
+    COFFER_RETURN_IF_ERROR(s_->Commit(&slots));
+    return int(k);
+  }
+  return NoSpace("all " + std::to_string(slots.size()) + " key slots are in use; remove one first");
+}
+
+Status SealedVolume::RemoveKeySlot(int index, bool allow_crypto_erase) {
+  if (!s_->broken.ok()) return s_->broken;
+  auto slots = s_->header.slots;
+  if (index < 0 || size_t(index) >= slots.size() || slots[index].type == KeySlotType::kEmpty) {
+    return NotFound("key slot " + std::to_string(index) + " is empty or does not exist");
+  }
+  size_t used = std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return s.type != KeySlotType::kEmpty; });
+  if (used == 1 && !allow_crypto_erase) {
+    return FailedPrecondition("slot " + std::to_string(index) +
+                              " is the last key slot: removing it destroys the volume's data for good "
+                              "(crypto-erase)");
+  }
+  if (used == 1) return CryptoErase();
+  slots[index] = Slot{};
+  return s_->Commit(&slots);
+}
+
+Status SealedVolume::CryptoErase() {
+  if (!s_->broken.ok()) return s_->broken;
+  std::array<Slot, volume_format::kSlotCount> none{};
+  s_->dirty.clear();  // nothing unsynced is worth sealing now
+  COFFER_RETURN_IF_ERROR(s_->Commit(&none));
+  (void)s_->anchor->Forget(s_->header.id);
+  s_->master = SecretBytes();
+  s_->mac_key = SecretBytes();
+  s_->aead.reset();
+  s_->clean.clear();
+  s_->nodes.clear();
+  s_->broken = FailedPrecondition("the volume was crypto-erased");
+  return Status::Ok();
+}
+
+}  // namespace coffer
