@@ -54,7 +54,7 @@ Result<SecretBytes> PromptSecret(const std::string& prompt) {
   return SecretBytes::CopyOf(buf.reveal().subspan(0, n));
 }
 
-Result<SecretBytes> ReadPasswordFile(const std::string& path) {
+Result<SecretBytes> ReadCryptPasswordFile(const std::string& path) {
   auto s = ReadSecretFile(path, 64 * 1024);
   if (!s.ok()) return s.status().WithContext("password file " + path);
   size_t n = s->size();
@@ -78,7 +78,7 @@ Result<CryptSetup> ResolveCrypt(const CryptOptions& o, Console& console, bool co
     if (rclone::IsEncryptedConfig(text->reveal_string())) {
       SecretBytes cpw;
       if (!o.config_password_file.empty()) {
-        COFFER_ASSIGN_OR_RETURN(cpw, ReadPasswordFile(o.config_password_file));
+        COFFER_ASSIGN_OR_RETURN(cpw, ReadCryptPasswordFile(o.config_password_file));
       } else {
         auto p = PromptSecret("rclone config password: ");
         if (!p.ok()) return InvalidArgument("the rclone config is encrypted: give --config-password-file or run on a terminal");
@@ -98,11 +98,11 @@ Result<CryptSetup> ResolveCrypt(const CryptOptions& o, Console& console, bool co
     have_password = true;
   }
   if (!o.password_file.empty()) {
-    COFFER_ASSIGN_OR_RETURN(password, ReadPasswordFile(o.password_file));
+    COFFER_ASSIGN_OR_RETURN(password, ReadCryptPasswordFile(o.password_file));
     have_password = true;
   }
   if (!o.password2_file.empty()) {
-    COFFER_ASSIGN_OR_RETURN(password2, ReadPasswordFile(o.password2_file));
+    COFFER_ASSIGN_OR_RETURN(password2, ReadCryptPasswordFile(o.password2_file));
   }
   if (!have_password) {
     auto p = PromptSecret("Password: ");

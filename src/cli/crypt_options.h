@@ -42,6 +42,6 @@ Result<SecretBytes> PromptSecret(const std::string& prompt);
 void RegisterCryptMount(CLI::App& crypt, Context& ctx);
 
 // Reads a password file: the whole file, minus one trailing "\n" or "\r\n".
-Result<SecretBytes> ReadPasswordFile(const std::string& path);
+Result<SecretBytes> ReadCryptPasswordFile(const std::string& path);
 
 }  // namespace coffer::cli
