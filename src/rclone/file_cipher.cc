@@ -1,10 +1,13 @@
 #include "coffer/rclone/file_cipher.h"
 
 #include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <memory>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -63,6 +66,18 @@ void ParallelFor(size_t n, int threads, Fn fn) {
 
 constexpr size_t kChunksPerBatch = 32;  // 2 MiB of plaintext per read/write
 
+// Chunks per batch for this input: small files get small (uninitialised) buffers, so a tree of
+// small files does not pay for megabytes of zero-filling per file.
+size_t BatchChunks(int fd, int threads, size_t chunk_bytes) {
+  size_t batch = threads > 1 ? kChunksPerBatch * 2 : kChunksPerBatch;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    size_t need = size_t(st.st_size) / chunk_bytes + 1;
+    batch = std::min(batch, need);
+  }
+  return batch;
+}
+
 }  // namespace
 
 uint64_t EncryptedSize(uint64_t plain_size) {
@@ -103,7 +118,7 @@ FileNonce RandomFileNonce() {
 }
 
 FileCipher::FileCipher(const RcloneKeys& keys) : data_key_(keys.data_key.Clone()) {
-  (void)sodium_init();
+  if (sodium_init() < 0) std::abort();  // libsodium cannot work at all
 }
 
 void FileCipher::WriteHeader(const FileNonce& nonce, uint8_t* out) {
@@ -171,8 +186,11 @@ Status FileCipher::EncryptFd(int in_fd, int out_fd, const FileNonce& nonce, cons
   uint8_t header[kFileHeaderSize];
   WriteHeader(nonce, header);
   COFFER_RETURN_IF_ERROR(WriteFull(out_fd, header, sizeof header));
-  const size_t batch = threads > 1 ? kChunksPerBatch * 2 : kChunksPerBatch;
-  std::vector<uint8_t> in(batch * kChunkDataSize), out(batch * kChunkSize);
+  const size_t batch = BatchChunks(in_fd, threads, kChunkDataSize);
+  std::span<uint8_t> in, out;
+  std::unique_ptr<uint8_t[]> in_buf(new uint8_t[batch * kChunkDataSize]), out_buf(new uint8_t[batch * kChunkSize]);
+  in = {in_buf.get(), batch * kChunkDataSize};
+  out = {out_buf.get(), batch * kChunkSize};
   uint64_t index = 0;
   while (true) {
     COFFER_ASSIGN_OR_RETURN(size_t got, ReadFull(in_fd, in.data(), in.size()));
@@ -197,8 +215,11 @@ Status FileCipher::DecryptFd(int in_fd, int out_fd, std::string_view what, const
   uint8_t header[kFileHeaderSize];
   COFFER_ASSIGN_OR_RETURN(size_t hgot, ReadFull(in_fd, header, sizeof header));
   COFFER_ASSIGN_OR_RETURN(FileNonce nonce, ParseHeader(ByteSpan(header, hgot), what));
-  const size_t batch = threads > 1 ? kChunksPerBatch * 2 : kChunksPerBatch;
-  std::vector<uint8_t> in(batch * kChunkSize), out(batch * kChunkDataSize);
+  const size_t batch = BatchChunks(in_fd, threads, kChunkSize);
+  std::span<uint8_t> in, out;
+  std::unique_ptr<uint8_t[]> in_buf(new uint8_t[batch * kChunkSize]), out_buf(new uint8_t[batch * kChunkDataSize]);
+  in = {in_buf.get(), batch * kChunkSize};
+  out = {out_buf.get(), batch * kChunkDataSize};
   uint64_t index = 0;
   while (true) {
     COFFER_ASSIGN_OR_RETURN(size_t got, ReadFull(in_fd, in.data(), in.size()));
