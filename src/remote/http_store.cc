@@ -187,4 +187,15 @@ Result<std::unique_ptr<BackingStore>> OpenRemoteStore(const std::string& spec_wi
   return OpenHttpStore(spec, options);
 }
 
+Result<std::unique_ptr<BackingStore>> CreateRemoteStore(const std::string& spec_with_options, uint32_t record_size,
+                                                        uint64_t record_count, bool overwrite) {
+  if (overwrite && spec_with_options.rfind("diskhost://", 0) != 0) {
+    RemoteOptions options;
+    COFFER_ASSIGN_OR_RETURN(std::string spec, ApplySpecOptions(spec_with_options, options));
+    Status s = DeleteHttpVolume(spec, options);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  }
+  return OpenRemoteStore(spec_with_options, true, record_size, record_count);
+}
+
 }  // namespace coffer::remote

@@ -4,11 +4,13 @@
 
 #include "coffer/blockdev/file_backing_store.h"
 #include "coffer/blockdev/memory_backing_store.h"
+#include "coffer/remote/remote_store.h"
 
 namespace coffer {
 namespace {
 
-constexpr std::string_view kKnown = "file:PATH or mem:";
+constexpr std::string_view kKnown =
+    "file:PATH, mem:, https://HOST:PORT/v1/volumes/NAME (or http://), diskhost://HOST:PORT";
 
 Status NoScheme(std::string_view spec) {
   return InvalidArgument("store spec '" + std::string(spec) + "' has no scheme: use " + std::string(kKnown));
@@ -36,6 +38,9 @@ Result<std::unique_ptr<BackingStore>> OpenStore(std::string_view spec) {
     COFFER_ASSIGN_OR_RETURN(auto store, FileBackingStore::Open(std::string(rest)));
     return std::unique_ptr<BackingStore>(std::move(store));
   }
+  if (remote::IsRemoteSpec(std::string(spec))) {  // block host (protocol v1) or the original disk host
+    return remote::OpenRemoteStore(std::string(spec), false, 0, 0);
+  }
   if (scheme == "mem") {
     return Unsupported("a mem: store lives only inside the process that created it, so it cannot be opened "
                        "again; use file:PATH");
@@ -55,6 +60,12 @@ Result<std::unique_ptr<BackingStore>> CreateStore(std::string_view spec, const S
     COFFER_ASSIGN_OR_RETURN(auto store, FileBackingStore::Create(std::string(rest), options.record_size,
                                                                  options.record_count, options.overwrite));
     return std::unique_ptr<BackingStore>(std::move(store));
+  }
+  if (remote::IsRemoteSpec(std::string(spec))) {
+    // The block host creates the volume with this geometry; diskhost:// has a fixed one (callers
+    // read the store's record_size()/record_count()).
+    return remote::CreateRemoteStore(std::string(spec), options.record_size, options.record_count,
+                                     options.overwrite);
   }
   if (scheme == "mem") {
     if (uint64_t(options.record_size) * options.record_count > (uint64_t(4) << 30)) {

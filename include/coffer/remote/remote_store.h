@@ -53,6 +53,11 @@ inline constexpr uint64_t kDiskHostIndexRecords = 8;  // 8 x 136 uint16 indices 
 inline constexpr uint64_t kDiskHostDataRecords =
     kDiskHostRawRecords - kDiskHostJournalSlots - kDiskHostIndexRecords - 1;
 
+// CreateStore's remote branch: like OpenRemoteStore(spec, true, ...), and with `overwrite` an existing
+// volume on the block host is deleted first.
+Result<std::unique_ptr<BackingStore>> CreateRemoteStore(const std::string& spec, uint32_t record_size,
+                                                        uint64_t record_count, bool overwrite);
+
 // True for http://, https:// and diskhost:// specs.
 bool IsRemoteSpec(const std::string& spec);
 // One entry for OpenStore-style factories: http(s) (create with the geometry when `create`) or
