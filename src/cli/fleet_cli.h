@@ -12,7 +12,7 @@
 namespace coffer::cli {
 
 // Reads a password file into locked memory, dropping one trailing "\n" or "\r\n". Empty is an error.
-Result<SecretBytes> ReadPasswordFile(const std::string& path);
+Result<SecretBytes> ReadFleetPasswordFile(const std::string& path);
 // KEYSPEC `file:PATH` or `PATH`: 32 raw bytes, or 64 hex digits (one trailing newline allowed).
 Result<SecretBytes> ReadRawKeySpec(const std::string& spec);
 

@@ -70,7 +70,7 @@ Result<envsecret::EnvKeys> LoadKeys(const KeyOptions& o, Console& console) {
   if (sources == 0) return InvalidArgument("no key given: use --password-file F, --key KEYSPEC or --keyserver URL");
   if (sources > 1) return InvalidArgument("give only one of --password-file, --key and --keyserver");
   if (!o.password_file.empty()) {
-    COFFER_ASSIGN_OR_RETURN(SecretBytes p, ReadPasswordFile(o.password_file));
+    COFFER_ASSIGN_OR_RETURN(SecretBytes p, ReadFleetPasswordFile(o.password_file));
     keys.password = std::move(p);
   } else if (!o.key_spec.empty()) {
     COFFER_ASSIGN_OR_RETURN(SecretBytes k, ReadRawKeySpec(o.key_spec));

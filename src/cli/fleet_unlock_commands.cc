@@ -126,7 +126,7 @@ printed; use the file (0600) on the admin machine to encrypt values for the devi
     Console& con = ctx.console;
     std::string secret;
     if (!a->secret_file.empty()) {
-      auto p = ReadPasswordFile(a->secret_file);
+      auto p = ReadFleetPasswordFile(a->secret_file);
       if (!p.ok()) { ctx.exit_code = ReportError(con, p.status()); return; }
       secret = std::string(p->reveal_string());
     } else {
