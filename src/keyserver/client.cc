@@ -141,8 +141,9 @@ Result<HttpReply> KeyServerClient::Request(const std::string& method, const std:
         continue;
       }
       ERR_clear_error();
-      httplib::Result r = method == "POST" ? c->client->Post(path.c_str(), body, "application/json")
-                                           : c->client->Get(path.c_str());
+      httplib::Result r = method == "POST"     ? c->client->Post(path.c_str(), body, "application/json")
+                          : method == "DELETE" ? c->client->Delete(path.c_str())
+                                               : c->client->Get(path.c_str());
       if (!r) {
         httplib::Error e = r.error();
         if (e == httplib::Error::SSLServerVerification) {

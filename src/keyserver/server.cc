@@ -363,6 +363,16 @@ class Impl : public KeyServer {
               JsonReply(res, 200, {{"volume", req.matches[1]}, {"counter", r->counter}, {"root", r->root_hex}});
               return std::string();
             }));
+      s.Delete(R"(/v1/witness/([0-9a-f]{1,128}))",
+               Wrap(tls, [this](const httplib::Request& req, httplib::Response& res, Caller& c) {
+                 Status st = witness_->Forget(c.device, req.matches[1]);
+                 if (!st.ok()) {
+                   ReplyStatus(res, st);
+                   return st.message();
+                 }
+                 JsonReply(res, 200, {{"forgotten", std::string(req.matches[1])}});
+                 return "witness forget " + std::string(req.matches[1]);
+               }));
     }
     auto adv = [this](const httplib::Request& req, httplib::Response& res, Caller&) {
       std::string thp = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();

@@ -1,6 +1,7 @@
 #include "coffer/keyserver/witness.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,15 @@ Result<WitnessRecord> WitnessStore::Latest(const std::string& device, const std:
     return Corrupt("witness record for volume " + volume_hex + " is damaged");
   }
   return WitnessRecord{j["counter"].get<uint64_t>(), j["root"].get<std::string>()};
+}
+
+Status WitnessStore::Forget(const std::string& device, const std::string& volume_hex) {
+  COFFER_RETURN_IF_ERROR(pki::ValidateDeviceId(device));
+  COFFER_RETURN_IF_ERROR(ValidateHexId("volume id", volume_hex));
+  std::lock_guard<std::mutex> l(mu_);
+  std::string p = PathFor(device, volume_hex);
+  if (::unlink(p.c_str()) != 0) return ErrnoStatus("forget " + volume_hex, errno);
+  return SyncParentDirectory(p);
 }
 
 Result<WitnessRecord> WitnessStore::Report(const std::string& device, const std::string& volume_hex, uint64_t counter,

@@ -25,6 +25,8 @@ class WitnessStore {
                                const std::string& root_hex);
   // kNotFound when nothing was ever reported.
   Result<WitnessRecord> Latest(const std::string& device, const std::string& volume_hex);
+  // Drops the record (after the volume was crypto-erased). kNotFound if there was none.
+  Status Forget(const std::string& device, const std::string& volume_hex);
 
  private:
   std::string PathFor(const std::string& device, const std::string& volume_hex) const;
