@@ -6,6 +6,8 @@
 #include "cli/fleet_cli.h"
 #include "coffer/base/bytes.h"
 #include "coffer/base/file_util.h"
+#include "coffer/keys/key_file.h"
+#include "coffer/keyserver/fleet_unlock.h"
 
 namespace coffer::cli {
 
@@ -18,6 +20,10 @@ Result<SecretBytes> ReadRawKeySpec(const std::string& spec) {
   }
   COFFER_ASSIGN_OR_RETURN(SecretBytes raw, ReadSecretFile(path, 4096));
   if (raw.size() == 32) return raw;
+  if (raw.size() == kKeyFileSize) {  // `coffer key new` files (else maybe 64 hex digits)
+    auto k = DecodeKeyFile(raw, path);
+    if (k.ok()) return k;
+  }
   size_t n = raw.size();
   while (n > 0 && (raw.reveal()[n - 1] == '\n' || raw.reveal()[n - 1] == '\r')) --n;
   if (n == 64) {
@@ -36,10 +42,11 @@ Result<SecretBytes> ReadRawKeySpec(const std::string& spec) {
     return key;
   }
   return InvalidArgument("key file " + path + " is " + std::to_string(raw.size()) +
-                         " bytes: expected 32 raw bytes or 64 hex digits");
+                         " bytes: expected a coffer key file, 32 raw bytes or 64 hex digits");
 }
 
 void RegisterFleetCommands(CLI::App& app, Context& ctx) {
+  keyserver::RegisterKeyServerKeySpec();  // KEYSPEC keyserver:CONFIG for sealed volumes
   RegisterExecEnvCommands(app, ctx);
   RegisterPkiCommands(app, ctx);
   RegisterUnlockCommands(app, ctx);
