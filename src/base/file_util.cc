@@ -94,6 +94,32 @@ Result<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size) {
   return out;
 }
 
+Status PwriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset, const std::string& what) {
+  while (size > 0) {
+    ssize_t w = ::pwrite(fd, data, size, off_t(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoStatus("write " + what, errno);
+    data += w;
+    size -= size_t(w);
+    offset += uint64_t(w);
+  }
+  return Status::Ok();
+}
+
+Status PreadAll(int fd, uint8_t* out, size_t size, uint64_t offset, const std::string& what,
+                StatusCode short_read) {
+  while (size > 0) {
+    ssize_t r = ::pread(fd, out, size, off_t(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus("read " + what, errno);
+    if (r == 0) return Status(short_read, what + " is shorter than its header says (truncated?)");
+    out += r;
+    size -= size_t(r);
+    offset += uint64_t(r);
+  }
+  return Status::Ok();
+}
+
 Status SyncParentDirectory(const std::string& path) {
   std::string dir = ParentDirectory(path);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -24,31 +24,6 @@ constexpr size_t kChecksum = 32;
 
 void Checksum(const uint8_t* data, size_t n, uint8_t out[32]) { crypto_generichash(out, 32, data, n, nullptr, 0); }
 
-Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t off, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, off_t(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return ErrnoStatus("write " + what, errno);
-    p += w;
-    n -= size_t(w);
-    off += uint64_t(w);
-  }
-  return Status::Ok();
-}
-
-Status PreadAll(int fd, uint8_t* p, size_t n, uint64_t off, const std::string& what) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, off_t(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus("read " + what, errno);
-    if (r == 0) return DataLoss(what + " is shorter than its header says (truncated?)");
-    p += r;
-    n -= size_t(r);
-    off += uint64_t(r);
-  }
-  return Status::Ok();
-}
-
 Status SyncFd(int fd, const std::string& what, bool data_only = true) {
   int rc = data_only ? ::fdatasync(fd) : ::fsync(fd);
   if (rc != 0) return ErrnoStatus("sync " + what, errno);

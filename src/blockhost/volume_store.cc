@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "coffer/base/file_util.h"
+
 namespace coffer::blockhost {
 namespace {
 
@@ -37,31 +39,6 @@ Digest Sha256(std::span<const uint8_t> a, std::span<const uint8_t> b = {}) {
   EVP_DigestFinal_ex(ctx, d.data(), &n);
   EVP_MD_CTX_free(ctx);
   return d;
-}
-
-Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t off, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, off_t(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return ErrnoStatus("write " + what, errno);
-    p += w;
-    n -= size_t(w);
-    off += uint64_t(w);
-  }
-  return Status::Ok();
-}
-
-Status PreadAll(int fd, uint8_t* p, size_t n, uint64_t off, const std::string& what) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, off_t(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus("read " + what, errno);
-    if (r == 0) return Corrupt(what + " is shorter than its header says");
-    p += r;
-    n -= size_t(r);
-    off += uint64_t(r);
-  }
-  return Status::Ok();
 }
 
 Status SyncDir(const std::string& dir) {
@@ -95,7 +72,7 @@ class Volume {
     v->jfd_ = ::open(v->jpath_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (v->jfd_ < 0) return ErrnoStatus("open " + v->jpath_, errno);
     COFFER_RETURN_IF_ERROR(v->Replay());
-    COFFER_RETURN_IF_ERROR(PreadAll(v->fd_, v->header_.data(), kHeaderSize, 0, v->path_));
+    COFFER_RETURN_IF_ERROR(PreadAll(v->fd_, v->header_.data(), kHeaderSize, 0, v->path_, StatusCode::kCorrupt));
     COFFER_RETURN_IF_ERROR(v->DecodeHeader());
     return v;
   }
@@ -127,7 +104,7 @@ class Volume {
       return OutOfRange("records " + std::to_string(first) + "+" + std::to_string(count) + " beyond the " +
                         std::to_string(info_.record_count) + " records of volume '" + info_.name + "'");
     }
-    return PreadAll(fd_, out.data(), out.size(), kHeaderSize + first * info_.record_size, path_);
+    return PreadAll(fd_, out.data(), out.size(), kHeaderSize + first * info_.record_size, path_, StatusCode::kCorrupt);
   }
 
   Result<BatchResult> Apply(const BatchView& b, bool check_generation) {
@@ -247,7 +224,7 @@ class Volume {
     size_t size = size_t(st.st_size);
     if (size < kJournalPrefix + kHeaderSize + 32) return Status::Ok();
     Bytes j(size);
-    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, j.data(), size, 0, jpath_));
+    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, j.data(), size, 0, jpath_, StatusCode::kCorrupt));
     if (std::memcmp(j.data(), kJournalMagic, 4) != 0 || GetLe32(j.data() + 4) != kFormatVersion) return Status::Ok();
     uint64_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
     if (rs == 0 || rs > kMaxRecordSize || kJournalPrefix + kHeaderSize + count * (8 + rs) + 32 != size) {

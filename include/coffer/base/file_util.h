@@ -22,6 +22,13 @@ struct AtomicWriteOptions {
 // Writes data to path atomically and durably.
 Status WriteFileAtomic(const std::string& path, ByteSpan data, AtomicWriteOptions options = {});
 
+// pwrite/pread of the whole range, retrying on EINTR and short transfers; `what` names the file in
+// errors. A read that meets the end of the file is reported with `short_read` (kDataLoss for stores
+// whose contents the attacker controls, kCorrupt for a server's own files).
+Status PwriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset, const std::string& what);
+Status PreadAll(int fd, uint8_t* out, size_t size, uint64_t offset, const std::string& what,
+                StatusCode short_read = StatusCode::kDataLoss);
+
 // fsync of the directory holding path (after a rename or create).
 Status SyncParentDirectory(const std::string& path);
 
