@@ -2,11 +2,13 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "coffer/blockhost/protocol.h"
 #include "coffer/blockhost/volume_store.h"
@@ -64,6 +66,11 @@ struct BlockHostServer::Impl {
   ServerOptions opt;
   std::unique_ptr<VolumeStore> store;
   std::unique_ptr<httplib::Server> http;
+  // httplib's stop() does nothing until listen has started, and the socket is already listening
+  // after Start(); so Stop() waits (bounded) for Run() to be listening, else a Stop right after
+  // Start would be lost and Run would serve forever.
+  bool bound = false;
+  std::atomic<bool> run_returned{false};
   net::CidrAllowlist allow;
   std::optional<net::TokenTable> tokens;
   net::Metrics metrics{"coffer_blockhost"};
@@ -419,16 +426,26 @@ Status BlockHostServer::Start() {
     }
     impl_->port = o.listen_port;
   }
+  impl_->bound = true;
   return Status::Ok();
 }
 
 Status BlockHostServer::Run() {
-  if (!impl_->http->listen_after_bind()) return IoError("listener failed");
+  bool ok = impl_->http->listen_after_bind();
+  impl_->run_returned = true;
+  if (!ok) return IoError("listener failed");
   return Status::Ok();
 }
 
 void BlockHostServer::Stop() {
-  if (impl_ && impl_->http) impl_->http->stop();
+  if (!impl_ || !impl_->http) return;
+  if (impl_->bound) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!impl_->http->is_running() && !impl_->run_returned && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  impl_->http->stop();
 }
 
 int BlockHostServer::port() const { return impl_->port; }
