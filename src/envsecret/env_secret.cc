@@ -95,6 +95,7 @@ Bytes Aad(ByteSpan header, std::string_view name) {
 Result<Bytes> DecodeText(std::string_view value) {
   if (!IsCofferFormat(value)) return InvalidArgument("not coffer's env format (no CENV1. prefix)");
   std::string_view b64 = value.substr(kCofferPrefix.size());
+  if (b64.empty()) return InvalidArgument("value is empty after the CENV1. prefix");
   Bytes bin(b64.size());
   size_t bin_len = 0;
   if (sodium_base642bin(bin.data(), bin.size(), b64.data(), b64.size(), nullptr, &bin_len, nullptr,

@@ -2,6 +2,8 @@
 // never a mix), leftovers of interrupted creates, damaged object files.
 #include "coffer/objects/fs_backend.h"
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "coffer/blockdev/fault_block_device.h"
@@ -109,8 +111,11 @@ TEST(FsBackend, InterruptedCreatesAreClearedAtOpen) {
     auto h = s->Create("", "never", kRW, {});
     ASSERT_TRUE(s->Write(*h, AsBytes(std::string(3000, 'x'))).ok());
     ASSERT_TRUE(st.fs_->Stat("/objects/t/~1").ok());
-    s.release();  // the daemon dies without ending the session
-    st.store_.release();
+    // The daemon dies without ending the session: keep it reachable (not destroyed, not a leak).
+    static auto* abandoned = new std::vector<decltype(s)>();
+    abandoned->push_back(std::move(s));
+    static auto* abandoned_store = new std::vector<decltype(st.store_)>();
+    abandoned_store->push_back(std::move(st.store_));
     (void)st.fs_->Unmount();
     st.fs_.reset();
   }

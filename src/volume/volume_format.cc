@@ -97,7 +97,7 @@ Bytes EncodeHeaderBody(const Header& h) {
     std::memcpy(q + 8, s.key_id.data(), 16);
     std::memcpy(q + 24, s.wrap_nonce.data(), 24);
     std::memcpy(q + 48, s.wrapped.data(), 48);
-    std::memcpy(q + 96, s.params.data(), std::min(s.params.size(), kMaxSlotParams));
+    if (!s.params.empty()) std::memcpy(q + 96, s.params.data(), std::min(s.params.size(), kMaxSlotParams));
   }
   return b;
 }
