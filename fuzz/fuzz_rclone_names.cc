@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)Base32Decode(s);
   for (const NameCipher* c : {&b32, &b64, &b32768, &obf, &off}) {
     auto f = c->DecryptFileName(s);
-    if (f.ok() && c->options().mode == NameMode::kStandard && s.find('/') == std::string::npos &&
+    // rclone maps the empty name to itself, so only non-empty names must round-trip non-empty.
+    if (f.ok() && !s.empty() && c->options().mode == NameMode::kStandard && s.find('/') == std::string::npos &&
         c->EncryptFileName(*f).size() == 0)
       std::abort();
     (void)c->DecryptDirName(s);
