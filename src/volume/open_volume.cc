@@ -10,7 +10,7 @@ namespace coffer {
 Result<std::shared_ptr<Anchor>> AnchorFor(UnlockMethod& method, const std::string& anchor_path) {
   std::string path = anchor_path.empty() ? method.DefaultAnchorPath() : anchor_path;
   if (path.empty()) return InvalidArgument("no anchor location for " + method.Describe() + "; pass --anchor PATH");
-  return std::shared_ptr<Anchor>(std::make_shared<FileAnchor>(path));
+  return OpenAnchorSpec(path);  // a file path, or a registered scheme such as tpm2:nv=...
 }
 
 Result<std::unique_ptr<SealedVolume>> OpenVolume(std::string_view spec, std::string_view keyspec,
