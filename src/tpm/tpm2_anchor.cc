@@ -18,6 +18,29 @@ static_assert(kHeaderSize + kAnchorMaxVolumes * kEntrySize <= kMacOffset);
 
 }  // namespace
 
+Result<AnchorRecord> ParseAnchorRecord(ByteSpan rec, uint32_t c_index, const std::string& where) {
+  if (rec.size() != kAnchorRecordSize) return DataLoss(where + ": record is " + std::to_string(rec.size()) + " bytes");
+  if (std::memcmp(rec.data(), kMagic, 8) != 0) return DataLoss(where + ": record has a bad magic");
+  if (GetLe16(rec.data() + 8) != kVersion) {
+    return Unsupported(where + ": record version " + std::to_string(GetLe16(rec.data() + 8)) + " (this build reads 1)");
+  }
+  uint16_t n = GetLe16(rec.data() + 10);
+  if (n > kAnchorMaxVolumes) return DataLoss(where + ": record claims " + std::to_string(n) + " entries");
+  if (GetLe32(rec.data() + 12) != c_index) return DataLoss(where + ": record belongs to another anchor index");
+  AnchorRecord out;
+  out.written_at = GetLe64(rec.data() + 16);
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint8_t* e = rec.data() + kHeaderSize + i * kEntrySize;
+    VolumeId id;
+    std::memcpy(id.data(), e, 16);
+    AnchorEntry entry;
+    entry.counter = GetLe64(e + 16);
+    std::memcpy(entry.root.data(), e + 24, 32);
+    out.entries.emplace_back(id, entry);
+  }
+  return out;
+}
+
 std::string Tpm2NvAnchor::Describe() const {
   std::string d = "TPM NV anchor " + HexIndex(counter_index_) + " (tcti " + tpm_.tcti();
   if (!pcrs_.empty()) d += ", pcrs " + PcrSelectionToString(pcrs_);
@@ -68,21 +91,14 @@ Result<Tpm2NvAnchor::State> Tpm2NvAnchor::ReadState() {
     return DataLoss(where + ": a record exists but the NV counter was never incremented: the counter was re-created");
   }
   COFFER_ASSIGN_OR_RETURN(Bytes rec, tpm_.NvRead(d_index, kAnchorRecordSize));
-  if (rec.size() != kAnchorRecordSize) return DataLoss(where + ": short record read");
-  if (std::memcmp(rec.data(), kMagic, 8) != 0) return DataLoss(where + ": record has a bad magic");
-  if (GetLe16(rec.data() + 8) != kVersion) {
-    return Unsupported(where + ": record version " + std::to_string(GetLe16(rec.data() + 8)) + " (this build reads 1)");
-  }
-  uint16_t n = GetLe16(rec.data() + 10);
-  if (n > kAnchorMaxVolumes) return DataLoss(where + ": record claims " + std::to_string(n) + " entries");
-  if (GetLe32(rec.data() + 12) != c_index) return DataLoss(where + ": record belongs to another anchor index");
+  COFFER_ASSIGN_OR_RETURN(AnchorRecord parsed, ParseAnchorRecord(rec, c_index, where));
   COFFER_ASSIGN_OR_RETURN(auto mac, Mac(ByteSpan(rec.data(), kMacOffset)));
   if (!ConstantTimeEquals(ByteSpan(mac), ByteSpan(rec.data() + kMacOffset, 32))) {
     return DataLoss(where + ": record MAC does not verify: it was forged" +
                     std::string(pcrs_.empty() ? "" : ", or PCRs " + PcrSelectionToString(pcrs_) +
                                                          " changed since it was written"));
   }
-  uint64_t written_at = GetLe64(rec.data() + 16);
+  uint64_t written_at = parsed.written_at;
   COFFER_ASSIGN_OR_RETURN(uint64_t now, tpm_.NvReadCounter(c_index));
   if (written_at == now) {
     // current
@@ -99,15 +115,7 @@ Result<Tpm2NvAnchor::State> Tpm2NvAnchor::ReadState() {
   }
   st.fresh = false;
   st.tpm_counter = written_at;
-  for (uint16_t i = 0; i < n; ++i) {
-    const uint8_t* e = rec.data() + kHeaderSize + i * kEntrySize;
-    VolumeId id;
-    std::memcpy(id.data(), e, 16);
-    AnchorEntry entry;
-    entry.counter = GetLe64(e + 16);
-    std::memcpy(entry.root.data(), e + 24, 32);
-    st.entries.emplace_back(id, entry);
-  }
+  st.entries = std::move(parsed.entries);
   return st;
 }
 

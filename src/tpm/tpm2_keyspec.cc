@@ -122,6 +122,7 @@ Result<Bytes> EncodeSlotParams(const SealedBlob& blob) {
 }
 
 Result<SealedBlob> DecodeSlotParams(ByteSpan p) {
+  if (p.size() > kMaxSlotParams) return InvalidArgument("TPM 2.0 slot parameters are too long");
   if (p.size() < kParamsHeader + 4 || std::memcmp(p.data(), kParamsMagic, 4) != 0) {
     return InvalidArgument("not TPM 2.0 slot parameters (bad magic or too short)");
   }

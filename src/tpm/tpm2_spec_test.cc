@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 
+#include "coffer/tpm/tpm2_anchor.h"
 #include "coffer/tpm/tpm2_keyspec.h"
 
 namespace coffer::tpm {
@@ -105,6 +107,46 @@ TEST(Tpm2Spec, UnreachableTpmNamesTheTcti) {
   ASSERT_FALSE(params.ok());
   EXPECT_EQ(params.status().code(), StatusCode::kUnavailable) << params.status().ToString();
   EXPECT_NE(params.status().message().find("swtpm:host=127.0.0.1,port=1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::tpm
+
+namespace coffer::tpm {
+namespace {
+
+TEST(Tpm2AnchorRecord, ParsesTheDocumentedLayoutAndRefusesDamage) {
+  Bytes rec(kAnchorRecordSize, 0);
+  std::memcpy(rec.data(), "CFTPMANC", 8);
+  PutLe16(rec.data() + 8, 1);
+  PutLe16(rec.data() + 10, 2);
+  PutLe32(rec.data() + 12, 0x01500020);
+  PutLe64(rec.data() + 16, 77);
+  for (int i = 0; i < 2; ++i) {
+    uint8_t* e = rec.data() + 24 + 56 * i;
+    e[0] = uint8_t(i + 1);
+    PutLe64(e + 16, 10 + i);
+    e[24] = uint8_t(0xA0 + i);
+  }
+  auto r = ParseAnchorRecord(rec, 0x01500020, "test");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->written_at, 77u);
+  ASSERT_EQ(r->entries.size(), 2u);
+  EXPECT_EQ(r->entries[1].first[0], 2);
+  EXPECT_EQ(r->entries[1].second.counter, 11u);
+  EXPECT_EQ(r->entries[1].second.root[0], 0xA1);
+
+  EXPECT_EQ(ParseAnchorRecord(rec, 0x01500040, "test").status().code(), StatusCode::kDataLoss);  // other index
+  EXPECT_EQ(ParseAnchorRecord(ByteSpan(rec.data(), 511), 0x01500020, "t").status().code(), StatusCode::kDataLoss);
+  Bytes bad = rec;
+  bad[0] = 'X';
+  EXPECT_EQ(ParseAnchorRecord(bad, 0x01500020, "t").status().code(), StatusCode::kDataLoss);
+  bad = rec;
+  PutLe16(bad.data() + 8, 2);
+  EXPECT_EQ(ParseAnchorRecord(bad, 0x01500020, "t").status().code(), StatusCode::kUnsupported);
+  bad = rec;
+  PutLe16(bad.data() + 10, kAnchorMaxVolumes + 1);
+  EXPECT_EQ(ParseAnchorRecord(bad, 0x01500020, "t").status().code(), StatusCode::kDataLoss);
 }
 
 }  // namespace

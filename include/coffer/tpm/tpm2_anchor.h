@@ -7,6 +7,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "coffer/keys/anchor.h"
 #include "coffer/tpm/tpm2.h"
@@ -15,6 +17,14 @@ namespace coffer::tpm {
 
 constexpr size_t kAnchorRecordSize = 512;
 constexpr size_t kAnchorMaxVolumes = 8;
+
+// The record's structure (docs/format/tpm2_anchor.md) without its MAC, which only the TPM can check:
+// kDataLoss for a bad magic, entry count or index, kUnsupported for another version.
+struct AnchorRecord {
+  uint64_t written_at = 0;
+  std::vector<std::pair<VolumeId, AnchorEntry>> entries;
+};
+Result<AnchorRecord> ParseAnchorRecord(ByteSpan record, uint32_t counter_index, const std::string& where);
 
 class Tpm2NvAnchor : public Anchor {
  public:
