@@ -37,8 +37,9 @@ const Hash256 kZeroHash{};
 bool IsZero(ByteSpan b) {
   return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
 }
+// All bytes 0xff: the first is, and every byte equals its successor (memcmp is vectorised).
 bool IsErased(ByteSpan b) {
-  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0xff; });
+  return b.empty() || (b[0] == 0xff && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
 }
 
 // Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 170 sectors, not per sector).
@@ -97,7 +98,8 @@ struct SealedVolume::State {
     bool dirty = false;
   };
   std::unordered_map<uint64_t, Node> nodes;  // by global node index
-  std::map<uint64_t, Bytes> dirty;           // sector -> plaintext, until Sync
+  std::unordered_map<uint64_t, Bytes> dirty;  // sector -> plaintext, until Sync
+  std::vector<Bytes> spare;                   // sector buffers for reuse (no allocation per write)
   std::vector<std::pair<uint64_t, Bytes>> clean;  // small cache of verified plaintext
   size_t clean_next = 0;
   Status broken;  // set after a failed commit or a crypto-erase
@@ -116,10 +118,24 @@ struct SealedVolume::State {
     PutLe64(meta + 1, index);
     return Blake2b256({AsBytes("coffer-node-v1"), meta, content});
   }
-  Hash256 LeafHash(uint64_t sector, ByteSpan version_and_nonce, ByteSpan tag) const {
+  // A sealed sector's leaf. Version 2: its version and nonce bytes as they are (the nonce is never
+  // reused and the AEAD binds the ciphertext to it, so they identify the content; docs/security.md).
+  // Version 1 hashed them with the index and tag.
+  Hash256 Leaf(uint64_t sector, const uint8_t* sealed) const {
+    Hash256 leaf;
+    if (header.version >= 2) {
+      std::memcpy(leaf.data(), sealed, 32);
+      return leaf;
+    }
     uint8_t idx[8];
     PutLe64(idx, sector);
-    return Blake2b256({AsBytes("coffer-leaf-v1"), idx, version_and_nonce, tag});
+    return Blake2b256({AsBytes("coffer-leaf-v1"), idx, {sealed, 32}, {sealed + 32 + layout().sector_size, 16}});
+  }
+  Bytes TakeBuffer() {
+    if (spare.empty()) return Bytes(layout().sector_size);
+    Bytes b = std::move(spare.back());
+    spare.pop_back();
+    return b;
   }
   void SectorAd(uint64_t sector, uint64_t version, uint8_t ad[32]) const {
     std::memcpy(ad, header.id.data(), 16);
@@ -161,7 +177,7 @@ struct SealedVolume::State {
     return &nodes.emplace(global, std::move(node)).first->second;
   }
 
-  Result<Hash256> Leaf(uint64_t sector) {
+  Result<Hash256> CommittedLeaf(uint64_t sector) {
     COFFER_ASSIGN_OR_RETURN(Node * n, LoadNode(1, sector / layout().fanout));
     Hash256 h;
     std::memcpy(h.data(), n->content.data() + (sector % layout().fanout) * 32, 32);
@@ -171,7 +187,7 @@ struct SealedVolume::State {
   // Committed plaintext of a sector, verified against the tree and its AEAD tag.
   Status LoadCommitted(uint64_t sector, uint8_t* out) {
     const Layout& l = layout();
-    COFFER_ASSIGN_OR_RETURN(Hash256 leaf, Leaf(sector));
+    COFFER_ASSIGN_OR_RETURN(Hash256 leaf, CommittedLeaf(sector));
     if (leaf == kZeroHash) {
       std::memset(out, 0xff, l.sector_size);
       return Status::Ok();
@@ -180,8 +196,7 @@ struct SealedVolume::State {
     raw.resize(size_t(l.records_per_sector) * l.record_size);
     COFFER_RETURN_IF_ERROR(
         store->Read(l.first_sector_record + sector * l.records_per_sector, l.records_per_sector, raw));
-    const uint8_t* tag = raw.data() + 32 + l.sector_size;
-    if (LeafHash(sector, {raw.data(), 32}, {tag, 16}) != leaf) {
+    if (Leaf(sector, raw.data()) != leaf) {
       return DataLoss("sector " + std::to_string(sector) + " of " + store->Describe() +
                       " does not match the hash tree: it was modified, swapped with another sector or replayed "
                       "from an older state");
@@ -222,6 +237,10 @@ struct SealedVolume::State {
     return entry.second.data();
   }
 
+  bool IsCleanCached(uint64_t sector) const {
+    return std::any_of(clean.begin(), clean.end(), [&](const auto& e) { return e.first == sector; });
+  }
+
   void DropClean(uint64_t sector) {
     for (auto& e : clean) {
       if (e.first == sector) e.first = UINT64_MAX;
@@ -230,7 +249,7 @@ struct SealedVolume::State {
 
   Result<Bytes*> SectorForWrite(uint64_t sector) {
     if (auto it = dirty.find(sector); it != dirty.end()) return &it->second;
-    Bytes data(layout().sector_size);
+    Bytes data = TakeBuffer();
     bool cached = false;
     for (auto& [s, d] : clean) {
       if (s == sector) {
@@ -238,7 +257,13 @@ struct SealedVolume::State {
         cached = true;
       }
     }
-    if (!cached) COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
+    if (!cached) {
+      Status s = LoadCommitted(sector, data.data());
+      if (!s.ok()) {
+        spare.push_back(std::move(data));
+        return s;
+      }
+    }
     DropClean(sector);
     return &dirty.emplace(sector, std::move(data)).first->second;
   }
@@ -254,8 +279,22 @@ struct SealedVolume::State {
   Status Commit(const std::array<Slot, volume_format::kSlotCount>* new_slots) {
     if (!broken.ok()) return broken;
     const Layout& l = layout();
+    // Sectors in ascending order: record indices then strictly increase, and consecutive sectors
+    // share their level-1 node, which is looked up once per run.
+    std::vector<std::pair<uint64_t, Bytes*>> order;
+    order.reserve(dirty.size());
+    for (auto& [sector, data] : dirty) order.emplace_back(sector, &data);
+    std::sort(order.begin(), order.end());
     // Phase 1: load (and verify) every tree path we will change; nothing is modified yet.
-    for (auto& [sector, data] : dirty) COFFER_RETURN_IF_ERROR(Leaf(sector).status());
+    std::vector<Node*> leaf_node(order.size());
+    for (size_t k = 0; k < order.size(); ++k) {
+      uint64_t j = order[k].first / l.fanout;
+      if (k > 0 && order[k - 1].first / l.fanout == j) {
+        leaf_node[k] = leaf_node[k - 1];
+      } else {
+        COFFER_ASSIGN_OR_RETURN(leaf_node[k], LoadNode(1, j));
+      }
+    }
     if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + dirty.size() > kGcmWriteLimit) {
       return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
                                 "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
@@ -268,12 +307,12 @@ struct SealedVolume::State {
     size_t rps = l.records_per_sector, rpn = l.records_per_node;
     size_t sealed_count = 0;
     std::vector<bool> erased;
-    erased.reserve(dirty.size());
-    for (auto& [sector, data] : dirty) {
-      erased.push_back(IsErased(data));
+    erased.reserve(order.size());
+    for (auto& [sector, data] : order) {
+      erased.push_back(IsErased(*data));
       sealed_count += erased.back() ? 0 : 1;
     }
-    std::set<uint64_t> touched;  // level-1 node indices
+    std::vector<uint64_t> touched;  // level-1 node indices, ascending
     Bytes& buffer = commit_scratch;
     buffer.resize((sealed_count * rps + l.header_records) * size_t(l.record_size));
     std::vector<RecordWrite> batch;
@@ -283,10 +322,10 @@ struct SealedVolume::State {
     uint8_t* hout = buffer.data() + sealed_count * rps * l.record_size;
     for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
     size_t used = 0;
-    size_t k = 0;
-    for (auto& [sector, data] : dirty) {
+    for (size_t k = 0; k < order.size(); ++k) {
+      uint64_t sector = order[k].first;
       Hash256 leaf = kZeroHash;
-      if (!erased[k++]) {
+      if (!erased[k]) {
         uint8_t* out = buffer.data() + used;
         size_t sealed_end = 32 + size_t(l.sector_size) + 16;
         std::memset(out + sealed_end, 0, rps * l.record_size - sealed_end);  // record padding
@@ -294,33 +333,33 @@ struct SealedVolume::State {
         nonces.Take(out + 8, volume_format::kNonceSize);
         uint8_t ad[32];
         SectorAd(sector, next.counter, ad);
-        Status s = aead->Seal({out + 8, aead->nonce_size()}, ad, data, {out + 32, l.sector_size + 16});
+        Status s = aead->Seal({out + 8, aead->nonce_size()}, ad, *order[k].second, {out + 32, l.sector_size + 16});
         if (!s.ok()) return s;
-        leaf = LeafHash(sector, {out, 32}, {out + 32 + l.sector_size, 16});
+        leaf = Leaf(sector, out);
         for (size_t r = 0; r < rps; ++r) {
           batch.push_back({l.first_sector_record + sector * rps + r, {out + r * l.record_size, l.record_size}});
         }
         used += rps * l.record_size;
       }
-      Node* n = &nodes.at(l.level_start[0] + sector / l.fanout);
+      Node* n = leaf_node[k];
       std::memcpy(n->content.data() + (sector % l.fanout) * 32, leaf.data(), 32);
       n->dirty = true;
-      touched.insert(sector / l.fanout);
+      if (touched.empty() || touched.back() != sector / l.fanout) touched.push_back(sector / l.fanout);
     }
-    // Phase 3: rehash upwards.
+    // Phase 3: rehash upwards (each level's indices stay ascending).
     for (uint32_t level = 1; level < l.tree_levels(); ++level) {
-      std::set<uint64_t> parents;
+      std::vector<uint64_t> parents;
       for (uint64_t j : touched) {
         Node& n = nodes.at(l.level_start[level - 1] + j);
         Hash256 h = NodeHash(level, j, n.content);
         Node& p = nodes.at(l.level_start[level] + j / l.fanout);
         std::memcpy(p.content.data() + (j % l.fanout) * 32, h.data(), 32);
         p.dirty = true;
-        parents.insert(j / l.fanout);
+        if (parents.empty() || parents.back() != j / l.fanout) parents.push_back(j / l.fanout);
       }
       touched = std::move(parents);
     }
-    if (!dirty.empty()) {
+    if (!order.empty()) {
       next.root = NodeHash(l.tree_levels(), 0, nodes.at(l.level_start.back()).content);
     }
     next.sealed_writes = header.sealed_writes + sealed_count;
@@ -360,9 +399,14 @@ struct SealedVolume::State {
     }
     for (auto& [g, n] : nodes) n.dirty = false;
     for (auto& [sector, data] : dirty) {
-      if (clean.size() < 16) clean.emplace_back(sector, std::move(data));
+      if (clean.size() < 16) {
+        clean.emplace_back(sector, std::move(data));
+      } else {
+        spare.push_back(std::move(data));
+      }
     }
     dirty.clear();
+    if (spare.size() * l.sector_size > options.max_dirty_bytes) spare.resize(options.max_dirty_bytes / l.sector_size);
     header = std::move(next);
     return Status::Ok();
   }
@@ -534,6 +578,9 @@ Status SealedVolume::Read(uint32_t block, uint32_t offset, std::span<uint8_t> ou
   COFFER_RETURN_IF_ERROR(CheckRange(block, offset, out.size(), geometry_.read_size, "read"));
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
+  if (out.size() == geometry_.block_size && !s_->dirty.contains(block) && !s_->IsCleanCached(block)) {
+    return s_->LoadCommitted(block, out.data());  // a whole sector: decrypt straight into the caller's buffer
+  }
   COFFER_ASSIGN_OR_RETURN(const uint8_t* data, s_->SectorForRead(block));
   if (!out.empty()) std::memcpy(out.data(), data + offset, out.size());
   return Status::Ok();
@@ -553,7 +600,9 @@ Status SealedVolume::Erase(uint32_t block) {
   COFFER_RETURN_IF_ERROR(CheckRange(block, 0, 0, 1, "erase"));
   if (!s_->broken.ok()) return s_->broken;
   s_->DropClean(block);
-  s_->dirty[block].assign(geometry_.block_size, 0xff);
+  auto [it, inserted] = s_->dirty.try_emplace(block);
+  if (inserted) it->second = s_->TakeBuffer();
+  std::memset(it->second.data(), 0xff, it->second.size());
   if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
   return Status::Ok();
 }
@@ -599,7 +648,7 @@ Result<VerifyReport> SealedVolume::Verify() {
   for (uint64_t i = 0; i < l.sector_count; ++i) {
     if (i % l.fanout == 0) s_->MaybeEvict();
     if (i / l.fanout == bad_node) continue;
-    auto leaf = s_->Leaf(i);
+    auto leaf = s_->CommittedLeaf(i);
     if (!leaf.ok()) {
       if (leaf.status().code() != StatusCode::kDataLoss) return leaf.status();
       bad_node = i / l.fanout;
