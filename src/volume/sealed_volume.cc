@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory_resource>
 #include <set>
 #include <unordered_map>
 
@@ -42,22 +43,23 @@ bool IsErased(ByteSpan b) {
   return b.empty() || (b[0] == 0xff && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
 }
 
-// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 170 sectors, not per sector).
+// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 2730 sectors, not per
+// sector: in a VM each system call costs about as much as sealing a small sector).
 class NonceSource {
  public:
   void Take(uint8_t* out, size_t n) {
-    if (pos_ + n > sizeof buf_) {
+    if (pos_ + n > buf_.size()) {
       FillRandom(buf_);
       pos_ = 0;
     }
-    std::memcpy(out, buf_ + pos_, n);
-    std::memset(buf_ + pos_, 0, n);  // never hand out the same bytes twice
+    std::memcpy(out, buf_.data() + pos_, n);
+    std::memset(buf_.data() + pos_, 0, n);  // never hand out the same bytes twice
     pos_ += n;
   }
 
  private:
-  uint8_t buf_[4080];
-  size_t pos_ = sizeof buf_;
+  Bytes buf_ = Bytes(65520);
+  size_t pos_ = 65520;
 };
 
 struct SlotKeys {
@@ -98,8 +100,19 @@ struct SealedVolume::State {
     bool dirty = false;
   };
   std::unordered_map<uint64_t, Node> nodes;  // by global node index
-  std::unordered_map<uint64_t, Bytes> dirty;  // sector -> plaintext, until Sync
-  std::vector<Bytes> spare;                   // sector buffers for reuse (no allocation per write)
+  // A sector changed since the last commit. A whole-sector prog is sealed at once (for the coming
+  // commit's version), so the plaintext is never copied; partial progs keep plaintext until Sync.
+  struct DirtySector {
+    enum Kind : uint8_t { kErased, kPlain, kSealed } kind = kErased;
+    Bytes buf;  // kPlain: the plaintext; kSealed: the sealed record image; kErased: unused
+  };
+  // Map nodes come from a pool that keeps freed nodes: a commit of N sectors would otherwise free
+  // N nodes that the next N writes allocate again.
+  std::pmr::unsynchronized_pool_resource dirty_pool;
+  std::pmr::unordered_map<uint64_t, DirtySector> dirty{&dirty_pool};  // until Sync
+  std::vector<Bytes> spare_plain, spare_sealed;     // buffers for reuse (no allocation per write)
+  uint64_t pending_seals = 0;                       // AEAD calls since the last commit (GCM budget)
+  Bytes erased_sector;                              // sector_size bytes of 0xff
   std::vector<std::pair<uint64_t, Bytes>> clean;  // small cache of verified plaintext
   size_t clean_next = 0;
   Status broken;  // set after a failed commit or a crypto-erase
@@ -111,11 +124,13 @@ struct SealedVolume::State {
   size_t node_bytes() const { return size_t(layout().fanout) * 32; }
   size_t sealed_bytes() const { return layout().sector_size + volume_format::kSectorOverhead; }
 
+  // Version 2 hashes nodes with SHA-256 (SHA-NI), version 1 with BLAKE2b-256.
   Hash256 NodeHash(uint32_t level, uint64_t index, ByteSpan content) const {
     if (IsZero(content)) return kZeroHash;
     uint8_t meta[9];
     meta[0] = uint8_t(level);
     PutLe64(meta + 1, index);
+    if (header.version >= 2) return Sha256({AsBytes("coffer-node-v2"), meta, content});
     return Blake2b256({AsBytes("coffer-node-v1"), meta, content});
   }
   // A sealed sector's leaf. Version 2: its version and nonce bytes as they are (the nonce is never
@@ -131,11 +146,54 @@ struct SealedVolume::State {
     PutLe64(idx, sector);
     return Blake2b256({AsBytes("coffer-leaf-v1"), idx, {sealed, 32}, {sealed + 32 + layout().sector_size, 16}});
   }
-  Bytes TakeBuffer() {
-    if (spare.empty()) return Bytes(layout().sector_size);
+  size_t record_image_bytes() const { return size_t(layout().records_per_sector) * layout().record_size; }
+  Bytes TakeBuffer(std::vector<Bytes>& spare, size_t size) {
+    if (spare.empty()) return Bytes(size);
     Bytes b = std::move(spare.back());
     spare.pop_back();
     return b;
+  }
+  Bytes TakePlain() { return TakeBuffer(spare_plain, layout().sector_size); }
+  Bytes TakeSealed() { return TakeBuffer(spare_sealed, record_image_bytes()); }
+  void Recycle(DirtySector& d) {
+    if (d.kind == DirtySector::kPlain) spare_plain.push_back(std::move(d.buf));
+    if (d.kind == DirtySector::kSealed) spare_sealed.push_back(std::move(d.buf));
+    d.buf = Bytes();
+  }
+
+  // Seals plaintext for `sector` into a record image `out` (record_image_bytes(): version, fresh
+  // nonce, ciphertext, tag, zero padding) as of commit `version`.
+  Status SealSector(uint64_t sector, uint64_t version, ByteSpan plain, uint8_t* out) {
+    const Layout& l = layout();
+    if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + pending_seals >= kGcmWriteLimit) {
+      return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
+                                "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
+    }
+    size_t sealed_end = 32 + size_t(l.sector_size) + 16;
+    std::memset(out + sealed_end, 0, record_image_bytes() - sealed_end);
+    PutLe64(out, version);
+    nonces.Take(out + 8, volume_format::kNonceSize);
+    uint8_t ad[32];
+    SectorAd(sector, version, ad);
+    pending_seals++;
+    return aead->Seal({out + 8, aead->nonce_size()}, ad, plain, {out + 32, l.sector_size + 16});
+  }
+
+  // A kSealed dirty sector back to plaintext (a read or partial prog of a sector sealed at prog).
+  Status Unseal(uint64_t sector, DirtySector& d) {
+    const Layout& l = layout();
+    Bytes plain = TakePlain();
+    uint8_t ad[32];
+    SectorAd(sector, GetLe64(d.buf.data()), ad);
+    Status s = aead->Open({d.buf.data() + 8, aead->nonce_size()}, ad, {d.buf.data() + 32, l.sector_size + 16}, plain);
+    if (!s.ok()) {
+      spare_plain.push_back(std::move(plain));
+      return s.WithContext("sector " + std::to_string(sector) + " buffered in memory");
+    }
+    Recycle(d);
+    d.kind = DirtySector::kPlain;
+    d.buf = std::move(plain);
+    return Status::Ok();
   }
   void SectorAd(uint64_t sector, uint64_t version, uint8_t ad[32]) const {
     std::memcpy(ad, header.id.data(), 16);
@@ -217,7 +275,12 @@ struct SealedVolume::State {
 
   // Plaintext for reading: dirty buffer, clean cache, or verified load into the cache.
   Result<const uint8_t*> SectorForRead(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) return it->second.data();
+    if (auto it = dirty.find(sector); it != dirty.end()) {
+      DirtySector& d = it->second;
+      if (d.kind == DirtySector::kErased) return erased_sector.data();
+      if (d.kind == DirtySector::kSealed) COFFER_RETURN_IF_ERROR(Unseal(sector, d));
+      return d.buf.data();
+    }
     for (auto& [s, data] : clean) {
       if (s == sector) return data.data();
     }
@@ -247,9 +310,20 @@ struct SealedVolume::State {
     }
   }
 
+  // Plaintext to prog into (read-modify-write of a partial prog).
   Result<Bytes*> SectorForWrite(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) return &it->second;
-    Bytes data = TakeBuffer();
+    if (auto it = dirty.find(sector); it != dirty.end()) {
+      DirtySector& d = it->second;
+      if (d.kind == DirtySector::kErased) {
+        d.buf = TakePlain();
+        std::memset(d.buf.data(), 0xff, d.buf.size());
+        d.kind = DirtySector::kPlain;
+      } else if (d.kind == DirtySector::kSealed) {
+        COFFER_RETURN_IF_ERROR(Unseal(sector, d));
+      }
+      return &d.buf;
+    }
+    Bytes data = TakePlain();
     bool cached = false;
     for (auto& [s, d] : clean) {
       if (s == sector) {
@@ -260,12 +334,24 @@ struct SealedVolume::State {
     if (!cached) {
       Status s = LoadCommitted(sector, data.data());
       if (!s.ok()) {
-        spare.push_back(std::move(data));
+        spare_plain.push_back(std::move(data));
         return s;
       }
     }
     DropClean(sector);
-    return &dirty.emplace(sector, std::move(data)).first->second;
+    DirtySector& d = dirty[sector];
+    d.kind = DirtySector::kPlain;
+    d.buf = std::move(data);
+    return &d.buf;
+  }
+
+  // The sector's dirty entry with its buffers recycled, to be overwritten whole.
+  DirtySector& ResetDirty(uint64_t sector) {
+    DropClean(sector);
+    DirtySector& d = dirty[sector];
+    Recycle(d);
+    d.kind = DirtySector::kErased;
+    return d;
   }
 
   Bytes EncodeHeader(const Header& h) const {
@@ -281,9 +367,9 @@ struct SealedVolume::State {
     const Layout& l = layout();
     // Sectors in ascending order: record indices then strictly increase, and consecutive sectors
     // share their level-1 node, which is looked up once per run.
-    std::vector<std::pair<uint64_t, Bytes*>> order;
+    std::vector<std::pair<uint64_t, DirtySector*>> order;
     order.reserve(dirty.size());
-    for (auto& [sector, data] : dirty) order.emplace_back(sector, &data);
+    for (auto& [sector, d] : dirty) order.emplace_back(sector, &d);
     std::sort(order.begin(), order.end());
     // Phase 1: load (and verify) every tree path we will change; nothing is modified yet.
     std::vector<Node*> leaf_node(order.size());
@@ -295,51 +381,49 @@ struct SealedVolume::State {
         COFFER_ASSIGN_OR_RETURN(leaf_node[k], LoadNode(1, j));
       }
     }
-    if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + dirty.size() > kGcmWriteLimit) {
-      return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
-                                "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
-    }
     Header next = header;
     next.counter = header.counter + 1;
     if (new_slots) next.slots = *new_slots;
 
-    // Phase 2: seal sectors, set leaves.
+    // Phase 2: seal the plaintext sectors, set leaves. Erased content needs no record.
     size_t rps = l.records_per_sector, rpn = l.records_per_node;
-    size_t sealed_count = 0;
-    std::vector<bool> erased;
-    erased.reserve(order.size());
-    for (auto& [sector, data] : order) {
-      erased.push_back(IsErased(*data));
-      sealed_count += erased.back() ? 0 : 1;
+    size_t plain_count = 0, sealed_count = 0;
+    for (auto& [sector, d] : order) {
+      if (d->kind == DirtySector::kPlain && IsErased(d->buf)) {
+        Recycle(*d);
+        d->kind = DirtySector::kErased;
+      }
+      plain_count += d->kind == DirtySector::kPlain;
+      sealed_count += d->kind != DirtySector::kErased;
     }
     std::vector<uint64_t> touched;  // level-1 node indices, ascending
     Bytes& buffer = commit_scratch;
-    buffer.resize((sealed_count * rps + l.header_records) * size_t(l.record_size));
+    buffer.resize((plain_count * rps + l.header_records) * size_t(l.record_size));
     std::vector<RecordWrite> batch;
     batch.reserve(l.header_records + sealed_count * rps + 64);
     // Header first, then sectors, then tree nodes: record indices strictly increase, which lets
     // stores check "distinct indices" without a hash set.
-    uint8_t* hout = buffer.data() + sealed_count * rps * l.record_size;
+    uint8_t* hout = buffer.data() + plain_count * rps * l.record_size;
     for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
     size_t used = 0;
     for (size_t k = 0; k < order.size(); ++k) {
       uint64_t sector = order[k].first;
+      DirtySector& d = *order[k].second;
       Hash256 leaf = kZeroHash;
-      if (!erased[k]) {
-        uint8_t* out = buffer.data() + used;
-        size_t sealed_end = 32 + size_t(l.sector_size) + 16;
-        std::memset(out + sealed_end, 0, rps * l.record_size - sealed_end);  // record padding
-        PutLe64(out, next.counter);
-        nonces.Take(out + 8, volume_format::kNonceSize);
-        uint8_t ad[32];
-        SectorAd(sector, next.counter, ad);
-        Status s = aead->Seal({out + 8, aead->nonce_size()}, ad, *order[k].second, {out + 32, l.sector_size + 16});
-        if (!s.ok()) return s;
+      if (d.kind != DirtySector::kErased) {
+        uint8_t* out;
+        if (d.kind == DirtySector::kPlain) {
+          out = buffer.data() + used;
+          used += rps * l.record_size;
+          COFFER_RETURN_IF_ERROR(SealSector(sector, next.counter, d.buf, out));
+        } else {
+          out = d.buf.data();
+          if (GetLe64(out) != next.counter) return Internal("a buffered sector was sealed for another commit");
+        }
         leaf = Leaf(sector, out);
         for (size_t r = 0; r < rps; ++r) {
           batch.push_back({l.first_sector_record + sector * rps + r, {out + r * l.record_size, l.record_size}});
         }
-        used += rps * l.record_size;
       }
       Node* n = leaf_node[k];
       std::memcpy(n->content.data() + (sector % l.fanout) * 32, leaf.data(), 32);
@@ -362,7 +446,7 @@ struct SealedVolume::State {
     if (!order.empty()) {
       next.root = NodeHash(l.tree_levels(), 0, nodes.at(l.level_start.back()).content);
     }
-    next.sealed_writes = header.sealed_writes + sealed_count;
+    next.sealed_writes = header.sealed_writes + pending_seals;  // every AEAD call, kept or not
     // Phase 4: one atomic batch.
     std::vector<uint64_t> dirty_nodes;
     for (auto& [global, n] : nodes) {
@@ -398,15 +482,18 @@ struct SealedVolume::State {
       return broken;
     }
     for (auto& [g, n] : nodes) n.dirty = false;
-    for (auto& [sector, data] : dirty) {
-      if (clean.size() < 16) {
-        clean.emplace_back(sector, std::move(data));
+    for (auto& [sector, d] : dirty) {
+      if (d.kind == DirtySector::kPlain && clean.size() < 16) {
+        clean.emplace_back(sector, std::move(d.buf));
       } else {
-        spare.push_back(std::move(data));
+        Recycle(d);
       }
     }
     dirty.clear();
-    if (spare.size() * l.sector_size > options.max_dirty_bytes) spare.resize(options.max_dirty_bytes / l.sector_size);
+    pending_seals = 0;
+    size_t keep = options.max_dirty_bytes / l.sector_size + 1;
+    if (spare_plain.size() > keep) spare_plain.resize(keep);
+    if (spare_sealed.size() > keep) spare_sealed.resize(keep);
     header = std::move(next);
     return Status::Ok();
   }
@@ -416,6 +503,7 @@ SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) 
   const Layout& l = s_->layout();
   uint32_t unit = std::min<uint32_t>(256, l.sector_size);
   geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
+  s_->erased_sector.assign(l.sector_size, 0xff);
 }
 
 SealedVolume::~SealedVolume() = default;
@@ -590,8 +678,23 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
   COFFER_RETURN_IF_ERROR(CheckRange(block, offset, data.size(), geometry_.prog_size, "prog"));
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
-  COFFER_ASSIGN_OR_RETURN(Bytes * sector, s_->SectorForWrite(block));
-  if (!data.empty()) std::memcpy(sector->data() + offset, data.data(), data.size());
+  if (data.size() == geometry_.block_size) {
+    // A whole sector: seal it now, straight from the caller's buffer (no plaintext copy).
+    State::DirtySector& d = s_->ResetDirty(block);
+    if (!IsErased(data)) {
+      Bytes sealed = s_->TakeSealed();
+      Status st = s_->SealSector(block, s_->header.counter + 1, data, sealed.data());
+      if (!st.ok()) {
+        s_->dirty.erase(block);  // the sector is unchanged since the last commit
+        return st;
+      }
+      d.kind = State::DirtySector::kSealed;
+      d.buf = std::move(sealed);
+    }
+  } else {
+    COFFER_ASSIGN_OR_RETURN(Bytes * sector, s_->SectorForWrite(block));
+    if (!data.empty()) std::memcpy(sector->data() + offset, data.data(), data.size());
+  }
   if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
   return Status::Ok();
 }
@@ -599,10 +702,7 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
 Status SealedVolume::Erase(uint32_t block) {
   COFFER_RETURN_IF_ERROR(CheckRange(block, 0, 0, 1, "erase"));
   if (!s_->broken.ok()) return s_->broken;
-  s_->DropClean(block);
-  auto [it, inserted] = s_->dirty.try_emplace(block);
-  if (inserted) it->second = s_->TakeBuffer();
-  std::memset(it->second.data(), 0xff, it->second.size());
+  s_->ResetDirty(block);
   if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
   return Status::Ok();
 }
