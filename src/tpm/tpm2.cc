@@ -98,17 +98,36 @@ TPML_PCR_SELECTION ToTpml(const PcrSelection& pcrs) {
   return sel;
 }
 
-// Starts a policy session (or a trial session) and applies PolicyPCR for the current PCR values.
-Result<ESYS_TR> PcrPolicySession(Session& s, const PcrSelection& pcrs, bool trial) {
+// Starts a session: policy, trial or HMAC. With salt_key (a loaded key of ours), the session is
+// salted with it and uses AES-128-CFB parameter encryption (attrs: TPMA_SESSION_ENCRYPT for
+// responses, _DECRYPT for commands), so the sealed secret never crosses the TPM bus in clear.
+Result<ESYS_TR> StartSession(Session& s, TPM2_SE type, ESYS_TR salt_key, TPMA_SESSION attrs) {
   ESYS_TR session = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_StartAuthSession(s.ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                     nullptr, trial ? TPM2_SE_TRIAL : TPM2_SE_POLICY, &kNoSym, TPM2_ALG_SHA256,
-                                     &session);
+  TPMT_SYM_DEF aes{};
+  aes.algorithm = TPM2_ALG_AES;
+  aes.keyBits.aes = 128;
+  aes.mode.aes = TPM2_ALG_CFB;
+  bool salted = salt_key != ESYS_TR_NONE;
+  TSS2_RC rc = Esys_StartAuthSession(s.ctx(), salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                     nullptr, type, salted ? &aes : &kNoSym, TPM2_ALG_SHA256, &session);
   if (rc != TSS2_RC_SUCCESS) return s.Fail("StartAuthSession", rc);
   s.FlushLater(session);
+  if (salted) {
+    rc = Esys_TRSess_SetAttributes(s.ctx(), session, TPMA_SESSION(attrs | TPMA_SESSION_CONTINUESESSION), 0xff);
+    if (rc != TSS2_RC_SUCCESS) return s.Fail("TRSess_SetAttributes", rc);
+  }
+  return session;
+}
+
+// A policy session (or a trial session) after PolicyPCR for the current PCR values.
+Result<ESYS_TR> PcrPolicySession(Session& s, const PcrSelection& pcrs, bool trial, ESYS_TR salt_key = ESYS_TR_NONE,
+                                 TPMA_SESSION attrs = 0) {
+  COFFER_ASSIGN_OR_RETURN(ESYS_TR session,
+                          StartSession(s, trial ? TPM2_SE_TRIAL : TPM2_SE_POLICY, trial ? ESYS_TR_NONE : salt_key,
+                                       attrs));
   TPM2B_DIGEST empty{};
   TPML_PCR_SELECTION sel = ToTpml(pcrs);
-  rc = Esys_PolicyPCR(s.ctx(), session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
+  TSS2_RC rc = Esys_PolicyPCR(s.ctx(), session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
   if (rc != TSS2_RC_SUCCESS) {
     if (TpmCode(rc) == TPM2_RC_VALUE || TpmCode(rc) == TPM2_RC_PCR) {
       return InvalidArgument("the TPM has no PCR bank/selection " + PcrSelectionToString(pcrs));
@@ -289,7 +308,9 @@ Result<SealedBlob> Tpm2::Seal(const SecretBytes& secret, const PcrSelection& pcr
   TPML_PCR_SELECTION creation_pcr{};
   EsysPtr<TPM2B_PRIVATE> out_private;
   EsysPtr<TPM2B_PUBLIC> out_public;
-  TSS2_RC rc = Esys_Create(s->ctx(), primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_sensitive.v,
+  COFFER_ASSIGN_OR_RETURN(ESYS_TR create_auth,
+                          StartSession(*s, TPM2_SE_HMAC, primary, TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT));
+  TSS2_RC rc = Esys_Create(s->ctx(), primary, create_auth, ESYS_TR_NONE, ESYS_TR_NONE, &in_sensitive.v,
                            &in_public, &outside, &creation_pcr, out_private.out(), out_public.out(), nullptr, nullptr,
                            nullptr);
   if (rc != TSS2_RC_SUCCESS) return s->Fail("Create (sealed object)", rc);
@@ -331,9 +352,11 @@ Result<SecretBytes> Tpm2::Unseal(const SealedBlob& blob) {
     return s->Fail("Load (sealed object)", rc);
   }
   s->FlushLater(object);
-  ESYS_TR auth = ESYS_TR_PASSWORD;
-  if (!blob.pcrs.empty()) {
-    COFFER_ASSIGN_OR_RETURN(auth, PcrPolicySession(*s, blob.pcrs, false));
+  ESYS_TR auth = ESYS_TR_NONE;
+  if (blob.pcrs.empty()) {
+    COFFER_ASSIGN_OR_RETURN(auth, StartSession(*s, TPM2_SE_HMAC, primary, TPMA_SESSION_ENCRYPT));
+  } else {
+    COFFER_ASSIGN_OR_RETURN(auth, PcrPolicySession(*s, blob.pcrs, false, primary, TPMA_SESSION_ENCRYPT));
   }
   EsysPtr<TPM2B_SENSITIVE_DATA> data;
   rc = Esys_Unseal(s->ctx(), object, auth, ESYS_TR_NONE, ESYS_TR_NONE, data.out());

@@ -2,6 +2,8 @@
 // 127.0.0.1; skipped with a reason if swtpm is not installed).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -63,6 +65,38 @@ TEST_F(Tpm2Interop, SealUnsealRoundTrip) {
   auto back2 = again.Unseal(*blob);
   ASSERT_TRUE(back2.ok()) << back2.status().ToString();
   EXPECT_TRUE(ConstantTimeEquals(back2->reveal(), secret.reveal()));
+}
+
+// The secret crosses the TPM bus only inside salted, AES-CFB-encrypted sessions: a capture of every
+// command and response (tss2's pcap TCTI around the swtpm TCTI) holds Create and Unseal but never the
+// secret, with or without a PCR policy.
+TEST_F(Tpm2Interop, SecretNeverCrossesTheBusInClear) {
+  if (access("/usr/lib/x86_64-linux-gnu/libtss2-tcti-pcap.so.0", R_OK) != 0 &&
+      access("/usr/lib/aarch64-linux-gnu/libtss2-tcti-pcap.so.0", R_OK) != 0) {
+    GTEST_SKIP() << "libtss2-tcti-pcap0 is not installed";
+  }
+  std::string pcap = dir_ / "bus.pcap";
+  setenv("TCTI_PCAP_FILE", pcap.c_str(), 1);
+  Tpm2 tpm("pcap:" + tpm_.tcti());
+  SecretBytes secret = SecretBytes::Random(32);
+  for (const char* pcrs : {"", "sha256:7"}) {
+    PcrSelection sel;
+    if (*pcrs) sel = *ParsePcrSelection(pcrs);
+    auto blob = tpm.Seal(secret, sel);
+    ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+    auto back = tpm.Unseal(*blob);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_TRUE(ConstantTimeEquals(back->reveal(), secret.reveal()));
+  }
+  unsetenv("TCTI_PCAP_FILE");
+  std::ifstream in(pcap, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 1000u) << "no capture written to " << pcap;
+  const std::string unseal_cc("\x00\x00\x01\x5e", 4), create_cc("\x00\x00\x01\x53", 4);
+  EXPECT_NE(bytes.find(unseal_cc), std::string::npos) << "capture holds no Unseal command";
+  EXPECT_NE(bytes.find(create_cc), std::string::npos) << "capture holds no Create command";
+  std::string needle(reinterpret_cast<const char*>(secret.reveal().data()), 16);
+  EXPECT_EQ(bytes.find(needle), std::string::npos) << "the secret crossed the bus in clear";
 }
 
 TEST_F(Tpm2Interop, TamperedBlobIsRefused) {
