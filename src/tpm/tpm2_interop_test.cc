@@ -172,6 +172,36 @@ TEST_F(Tpm2Interop, VolumeWithTpmSlotOpensAndADifferentTpmRefuses) {
   EXPECT_NE(v.status().message().find("different TPM"), std::string::npos) << v.status().message();
 }
 
+TEST_F(Tpm2Interop, OneVolumeWithSlotsForTwoTpms) {
+  Swtpm other;
+  std::string err;
+  ASSERT_TRUE(other.Start(dir_ / "tpm-b", &err)) << err;
+  std::string store = "file:" + (dir_ / "vol.img");
+  VolumeAccessOptions access;
+  access.anchor_path = dir_ / "vol.anchor";
+  {
+    auto v = CreateVolume(store, KeySpec(), {.size_bytes = 64 << 10, .sector_size = 512}, access);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    auto b = ParseKeySpec("tpm2:tcti=" + other.tcti());
+    ASSERT_TRUE(b.ok());
+    auto slot = (*v)->AddKeySlot(**b);
+    ASSERT_TRUE(slot.ok()) << slot.status().ToString();
+    EXPECT_EQ(*slot, 1);
+  }
+  // TPM B is refused by slot 0 (sealed by A) and opens slot 1; A opens slot 0.
+  auto vb = OpenVolume(store, "tpm2:tcti=" + other.tcti(), access);
+  ASSERT_TRUE(vb.ok()) << vb.status().ToString();
+  vb->reset();
+  ASSERT_TRUE(OpenVolume(store, KeySpec(), access).ok());
+  // A third TPM opens neither: the refusal names the different TPM.
+  Swtpm third;
+  ASSERT_TRUE(third.Start(dir_ / "tpm-c", &err)) << err;
+  auto vc = OpenVolume(store, "tpm2:tcti=" + third.tcti(), access);
+  ASSERT_FALSE(vc.ok());
+  EXPECT_EQ(vc.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(vc.status().message().find("different TPM"), std::string::npos) << vc.status().message();
+}
+
 TEST_F(Tpm2Interop, PcrBoundVolumeRefusesAfterExtend) {
   std::string store = "file:" + (dir_ / "vol.img");
   VolumeAccessOptions access;
