@@ -254,13 +254,16 @@ int main(int argc, char** argv) {
   using namespace coffer;
   bool quick = false;
   int repeats = 0;
+  uint32_t only_block_size = 0;  // 0: every geometry
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
       repeats = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--block-size") == 0 && i + 1 < argc) {
+      only_block_size = uint32_t(std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: coffer_fs_bench [--quick] [--repeat N]\n");
+      std::fprintf(stderr, "usage: coffer_fs_bench [--quick] [--repeat N] [--block-size 4096|256]\n");
       return 2;
     }
   }
@@ -272,6 +275,7 @@ int main(int argc, char** argv) {
   std::printf("coffer fs benchmark%s: littlefs workloads, counts at the block-device boundary\n",
               quick ? " (--quick: 100 files, 1 MiB file, 20 overwrites)" : "");
   for (const auto& bg : geometries) {
+    if (only_block_size && bg.geometry.block_size != only_block_size) continue;
     auto plain_result = BestOf(repeats, [&] {
       MemoryBlockDevice plain(bg.geometry);
       return RunWorkload(plain, bg, quick);

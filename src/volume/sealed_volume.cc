@@ -33,6 +33,8 @@ Result<CipherSuite> ParseCipherSuite(std::string_view name) {
 
 namespace {
 
+// Whole-sector progs of sectors at least this large are sealed at once (see SealedVolume::Prog).
+constexpr uint32_t kSealAtProgMinSector = 2048;
 constexpr uint64_t kGcmWriteLimit = uint64_t(1) << 32;  // random 96-bit nonces: NIST SP 800-38D bound
 const Hash256 kZeroHash{};
 
@@ -681,9 +683,17 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
   if (data.size() == geometry_.block_size) {
-    // A whole sector: seal it now, straight from the caller's buffer (no plaintext copy).
     State::DirtySector& d = s_->ResetDirty(block);
-    if (!IsErased(data)) {
+    if (IsErased(data)) {
+      // Nothing to store: an erased sector has a zero leaf.
+    } else if (geometry_.block_size < kSealAtProgMinSector) {
+      // Small sectors: a copy costs far less than the AEAD open a read-back before the commit
+      // would need (filesystems read back what they just wrote, e.g. littlefs's CTZ pointers).
+      d.kind = State::DirtySector::kPlain;
+      d.buf = s_->TakePlain();
+      std::memcpy(d.buf.data(), data.data(), data.size());
+    } else {
+      // Large sectors: seal now, straight from the caller's buffer (no plaintext copy).
       Bytes sealed = s_->TakeSealed();
       Status st = s_->SealSector(block, s_->header.counter + 1, data, sealed.data());
       if (!st.ok()) {
