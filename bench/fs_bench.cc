@@ -234,14 +234,15 @@ class BenchKey : public UnlockMethod {
   SecretBytes secret_;
 };
 
-std::unique_ptr<BlockDevice> MakeSealed(const BlockGeometry& g) {
+std::unique_ptr<BlockDevice> MakeSealed(const BlockGeometry& g, size_t plain_cache_bytes) {
   auto layout = Check(volume_format::MakeLayout(g.block_size, volume_format::PreferredRecordSize(g.block_size),
                                                 g.block_count),
                       "layout");
   auto store = std::make_unique<MemoryBackingStore>(layout.record_size, layout.records_used);
   BenchKey key;
   auto vol = Check(SealedVolume::Create(std::move(store), key, std::make_shared<MemoryAnchor>(),
-                                        {.size_bytes = g.total_bytes(), .sector_size = g.block_size}),
+                                        {.size_bytes = g.total_bytes(), .sector_size = g.block_size},
+                                        {.plain_cache_bytes = plain_cache_bytes}),
                    "create sealed volume");
   return vol;
 }
@@ -255,15 +256,18 @@ int main(int argc, char** argv) {
   bool quick = false;
   int repeats = 0;
   uint32_t only_block_size = 0;  // 0: every geometry
+  size_t cache_bytes = VolumeOpenOptions{}.plain_cache_bytes;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
       repeats = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--cache-mib") == 0 && i + 1 < argc) {
+      cache_bytes = size_t(std::atoi(argv[++i])) << 20;
     } else if (std::strcmp(argv[i], "--block-size") == 0 && i + 1 < argc) {
       only_block_size = uint32_t(std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: coffer_fs_bench [--quick] [--repeat N] [--block-size 4096|256]\n");
+      std::fprintf(stderr, "usage: coffer_fs_bench [--quick] [--repeat N] [--block-size 4096|256] [--cache-mib N]\n");
       return 2;
     }
   }
@@ -282,17 +286,19 @@ int main(int argc, char** argv) {
     });
     Print("memory device", bg, plain_result);
 #ifdef COFFER_BENCH_SEALED
-    auto probe = MakeSealed(bg.geometry);
+    auto probe = MakeSealed(bg.geometry, 0);
     if (probe->geometry().read_size != bg.geometry.read_size || probe->geometry().block_count < bg.geometry.block_count) {
       std::printf("  (sealed volume geometry %s differs; skipping)\n", probe->geometry().ToString().c_str());
       continue;
     }
     probe.reset();
     auto sealed_result = BestOf(repeats, [&] {
-      auto sealed = MakeSealed(bg.geometry);
+      auto sealed = MakeSealed(bg.geometry, cache_bytes);
       return RunWorkload(*sealed, bg, quick);
     });
-    Print("sealed volume (XChaCha20-Poly1305, memory backing store, memory anchor)", bg, sealed_result);
+    std::string label = "sealed volume (XChaCha20-Poly1305, memory backing store, memory anchor, plaintext cache " +
+                        std::to_string(cache_bytes >> 10) + " KiB)";
+    Print(label.c_str(), bg, sealed_result);
     std::printf("  sealed / plain time ratio (best of %d): wall %.2f, cpu %.2f (goal <= 1.5)\n", repeats,
                 TotalSeconds(sealed_result) / TotalSeconds(plain_result),
                 TotalSeconds(sealed_result, true) / TotalSeconds(plain_result, true));

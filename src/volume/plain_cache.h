@@ -6,8 +6,12 @@
 // Internal to the sealed volume; not thread-safe (the volume is used by one thread at a time).
 #pragma once
 
+#include <string.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <memory_resource>
 #include <unordered_map>
 #include <vector>
@@ -21,7 +25,10 @@ class PlainCache {
   void Init(size_t slots, size_t sector_size) {
     sector_size_ = sector_size;
     slots = slots ? slots : 1;
-    arena_.assign(slots * sector_size, 0);
+    // Not value-initialised: a large arena comes from mmap and its pages are backed only as slots
+    // are first used, so a generous cache costs memory only when the workload needs it.
+    arena_.reset(new uint8_t[slots * sector_size]);
+    used_ = 0;
     entries_.assign(slots, Entry{});
     ghost_.assign(slots, kNone);
     index_.clear();
@@ -57,6 +64,7 @@ class PlainCache {
       }
       if (e.sector != kNone) index_.erase(e.sector);
       size_t slot = hand_;
+      used_ = std::max(used_, slot + 1);
       hand_ = (hand_ + 1) % entries_.size();
       e = Entry{sector, true};
       index_.emplace(sector, uint32_t(slot));
@@ -74,8 +82,9 @@ class PlainCache {
   void Clear() {
     for (Entry& e : entries_) e = Entry{};
     index_.clear();
-    std::fill(arena_.begin(), arena_.end(), 0);
+    if (arena_) explicit_bzero(arena_.get(), used_ * sector_size_);  // every slot ever handed out
   }
+  ~PlainCache() { Clear(); }
 
  private:
   static constexpr uint64_t kNone = UINT64_MAX;
@@ -83,10 +92,11 @@ class PlainCache {
     uint64_t sector = kNone;
     bool referenced = false;
   };
-  uint8_t* Slot(size_t slot) { return arena_.data() + slot * sector_size_; }
+  uint8_t* Slot(size_t slot) { return arena_.get() + slot * sector_size_; }
 
   size_t sector_size_ = 0;
-  Bytes arena_;
+  std::unique_ptr<uint8_t[]> arena_;
+  size_t used_ = 0;  // slots [0, used_) have held plaintext
   std::vector<Entry> entries_;
   std::vector<uint64_t> ghost_;
   std::pmr::unsynchronized_pool_resource pool_;

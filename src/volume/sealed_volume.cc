@@ -499,7 +499,8 @@ SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) 
   uint32_t unit = std::min<uint32_t>(256, l.sector_size);
   geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
   s_->erased_sector.assign(l.sector_size, 0xff);
-  s_->cache.Init(std::max<size_t>(16, s_->options.plain_cache_bytes / l.sector_size), l.sector_size);
+  uint64_t cache_sectors = std::min<uint64_t>(s_->options.plain_cache_bytes / l.sector_size, l.sector_count);
+  s_->cache.Init(std::max<size_t>(16, size_t(cache_sectors)), l.sector_size);
 }
 
 SealedVolume::~SealedVolume() = default;
