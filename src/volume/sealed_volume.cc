@@ -8,6 +8,7 @@
 
 #include "coffer/base/random.h"
 #include "coffer/crypt/hash.h"
+#include "volume/plain_cache.h"
 #include "volume/volume_format.h"
 
 namespace coffer {
@@ -32,6 +33,8 @@ Result<CipherSuite> ParseCipherSuite(std::string_view name) {
 
 namespace {
 
+// Whole-sector progs of sectors at least this large are sealed at once (see SealedVolume::Prog).
+constexpr uint32_t kSealAtProgMinSector = 2048;
 constexpr uint64_t kGcmWriteLimit = uint64_t(1) << 32;  // random 96-bit nonces: NIST SP 800-38D bound
 const Hash256 kZeroHash{};
 
@@ -104,7 +107,8 @@ struct SealedVolume::State {
   // commit's version), so the plaintext is never copied; partial progs keep plaintext until Sync.
   struct DirtySector {
     enum Kind : uint8_t { kErased, kPlain, kSealed } kind = kErased;
-    Bytes buf;  // kPlain: the plaintext; kSealed: the sealed record image; kErased: unused
+    Bytes buf;    // kPlain: the plaintext; kSealed: the sealed record image; kErased: unused
+    Bytes plain;  // kSealed: its plaintext once read back before the commit (else empty)
   };
   // Map nodes come from a pool that keeps freed nodes: a commit of N sectors would otherwise free
   // N nodes that the next N writes allocate again.
@@ -113,8 +117,7 @@ struct SealedVolume::State {
   std::vector<Bytes> spare_plain, spare_sealed;     // buffers for reuse (no allocation per write)
   uint64_t pending_seals = 0;                       // AEAD calls since the last commit (GCM budget)
   Bytes erased_sector;                              // sector_size bytes of 0xff
-  std::vector<std::pair<uint64_t, Bytes>> clean;  // small cache of verified plaintext
-  size_t clean_next = 0;
+  volume_internal::PlainCache cache;  // verified plaintext of committed sectors
   Status broken;  // set after a failed commit or a crypto-erase
   NonceSource nonces;
   Bytes read_scratch;    // sealed sector bytes being verified
@@ -158,7 +161,9 @@ struct SealedVolume::State {
   void Recycle(DirtySector& d) {
     if (d.kind == DirtySector::kPlain) spare_plain.push_back(std::move(d.buf));
     if (d.kind == DirtySector::kSealed) spare_sealed.push_back(std::move(d.buf));
+    if (!d.plain.empty()) spare_plain.push_back(std::move(d.plain));
     d.buf = Bytes();
+    d.plain = Bytes();
   }
 
   // Seals plaintext for `sector` into a record image `out` (record_image_bytes(): version, fresh
@@ -179,8 +184,10 @@ struct SealedVolume::State {
     return aead->Seal({out + 8, aead->nonce_size()}, ad, plain, {out + 32, l.sector_size + 16});
   }
 
-  // A kSealed dirty sector back to plaintext (a read or partial prog of a sector sealed at prog).
-  Status Unseal(uint64_t sector, DirtySector& d) {
+  // The plaintext of a kSealed dirty sector (read back before its commit): decrypted once and kept
+  // beside the sealed record, which stays valid, so the commit does not seal it again.
+  Result<const uint8_t*> SealedPlain(uint64_t sector, DirtySector& d) {
+    if (!d.plain.empty()) return d.plain.data();
     const Layout& l = layout();
     Bytes plain = TakePlain();
     uint8_t ad[32];
@@ -190,10 +197,8 @@ struct SealedVolume::State {
       spare_plain.push_back(std::move(plain));
       return s.WithContext("sector " + std::to_string(sector) + " buffered in memory");
     }
-    Recycle(d);
-    d.kind = DirtySector::kPlain;
-    d.buf = std::move(plain);
-    return Status::Ok();
+    d.plain = std::move(plain);
+    return d.plain.data();
   }
   void SectorAd(uint64_t sector, uint64_t version, uint8_t ad[32]) const {
     std::memcpy(ad, header.id.data(), 16);
@@ -278,37 +283,25 @@ struct SealedVolume::State {
     if (auto it = dirty.find(sector); it != dirty.end()) {
       DirtySector& d = it->second;
       if (d.kind == DirtySector::kErased) return erased_sector.data();
-      if (d.kind == DirtySector::kSealed) COFFER_RETURN_IF_ERROR(Unseal(sector, d));
+      if (d.kind == DirtySector::kSealed) return SealedPlain(sector, d);
       return d.buf.data();
     }
-    for (auto& [s, data] : clean) {
-      if (s == sector) return data.data();
-    }
-    if (clean.size() < 16) {
-      Bytes data(layout().sector_size);
-      COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
-      clean.emplace_back(sector, std::move(data));
-      return clean.back().second.data();
-    }
-    // Reuse the evicted entry's buffer; on failure it no longer caches anything.
-    clean_next = (clean_next + 1) % clean.size();
-    auto& entry = clean[clean_next];
-    entry.first = UINT64_MAX;
-    entry.second.resize(layout().sector_size);
-    COFFER_RETURN_IF_ERROR(LoadCommitted(sector, entry.second.data()));
-    entry.first = sector;
-    return entry.second.data();
+    if (const uint8_t* p = cache.Find(sector)) return p;
+    return LoadIntoCache(sector);
   }
 
-  bool IsCleanCached(uint64_t sector) const {
-    return std::any_of(clean.begin(), clean.end(), [&](const auto& e) { return e.first == sector; });
+  // Verifies and decrypts a committed sector into a cache slot (dropped again on failure).
+  Result<const uint8_t*> LoadIntoCache(uint64_t sector) {
+    uint8_t* slot = cache.Insert(sector);
+    Status s = LoadCommitted(sector, slot);
+    if (!s.ok()) {
+      cache.Drop(sector);
+      return s;
+    }
+    return slot;
   }
 
-  void DropClean(uint64_t sector) {
-    for (auto& e : clean) {
-      if (e.first == sector) e.first = UINT64_MAX;
-    }
-  }
+  void DropClean(uint64_t sector) { cache.Drop(sector); }
 
   // Plaintext to prog into (read-modify-write of a partial prog).
   Result<Bytes*> SectorForWrite(uint64_t sector) {
@@ -319,19 +312,19 @@ struct SealedVolume::State {
         std::memset(d.buf.data(), 0xff, d.buf.size());
         d.kind = DirtySector::kPlain;
       } else if (d.kind == DirtySector::kSealed) {
-        COFFER_RETURN_IF_ERROR(Unseal(sector, d));
+        // A partial prog after a whole-sector one: back to plaintext, sealed again at the commit.
+        COFFER_RETURN_IF_ERROR(SealedPlain(sector, d).status());
+        spare_sealed.push_back(std::move(d.buf));
+        d.buf = std::move(d.plain);
+        d.plain = Bytes();
+        d.kind = DirtySector::kPlain;
       }
       return &d.buf;
     }
     Bytes data = TakePlain();
-    bool cached = false;
-    for (auto& [s, d] : clean) {
-      if (s == sector) {
-        data = d;
-        cached = true;
-      }
-    }
-    if (!cached) {
+    if (const uint8_t* p = cache.Find(sector)) {
+      std::memcpy(data.data(), p, data.size());
+    } else {
       Status s = LoadCommitted(sector, data.data());
       if (!s.ok()) {
         spare_plain.push_back(std::move(data));
@@ -483,11 +476,13 @@ struct SealedVolume::State {
     }
     for (auto& [g, n] : nodes) n.dirty = false;
     for (auto& [sector, d] : dirty) {
-      if (d.kind == DirtySector::kPlain && clean.size() < 16) {
-        clean.emplace_back(sector, std::move(d.buf));
-      } else {
-        Recycle(d);
+      // Partly programmed sectors (metadata, mostly) are likely to be read again soon.
+      // So are whole sectors that were read back before the commit.
+      if (d.kind == DirtySector::kPlain) std::memcpy(cache.Insert(sector), d.buf.data(), l.sector_size);
+      if (d.kind == DirtySector::kSealed && !d.plain.empty()) {
+        std::memcpy(cache.Insert(sector), d.plain.data(), l.sector_size);
       }
+      Recycle(d);
     }
     dirty.clear();
     pending_seals = 0;
@@ -504,6 +499,8 @@ SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) 
   uint32_t unit = std::min<uint32_t>(256, l.sector_size);
   geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
   s_->erased_sector.assign(l.sector_size, 0xff);
+  uint64_t cache_sectors = std::min<uint64_t>(s_->options.plain_cache_bytes / l.sector_size, l.sector_count);
+  s_->cache.Init(std::max<size_t>(16, size_t(cache_sectors)), l.sector_size);
 }
 
 SealedVolume::~SealedVolume() = default;
@@ -674,8 +671,16 @@ Status SealedVolume::Read(uint32_t block, uint32_t offset, std::span<uint8_t> ou
   COFFER_RETURN_IF_ERROR(CheckRange(block, offset, out.size(), geometry_.read_size, "read"));
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
-  if (out.size() == geometry_.block_size && !s_->dirty.contains(block) && !s_->IsCleanCached(block)) {
-    return s_->LoadCommitted(block, out.data());  // a whole sector: decrypt straight into the caller's buffer
+  if (out.size() == geometry_.block_size && !s_->dirty.contains(block)) {
+    const uint8_t* cached = s_->cache.Find(block);
+    if (!cached && !s_->cache.Admit(block)) {
+      return s_->LoadCommitted(block, out.data());  // first miss: decrypt straight into the caller's buffer
+    }
+    if (!cached) {
+      COFFER_ASSIGN_OR_RETURN(cached, s_->LoadIntoCache(block));
+    }
+    std::memcpy(out.data(), cached, out.size());
+    return Status::Ok();
   }
   COFFER_ASSIGN_OR_RETURN(const uint8_t* data, s_->SectorForRead(block));
   if (!out.empty()) std::memcpy(out.data(), data + offset, out.size());
@@ -687,9 +692,17 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
   if (data.size() == geometry_.block_size) {
-    // A whole sector: seal it now, straight from the caller's buffer (no plaintext copy).
     State::DirtySector& d = s_->ResetDirty(block);
-    if (!IsErased(data)) {
+    if (IsErased(data)) {
+      // Nothing to store: an erased sector has a zero leaf.
+    } else if (geometry_.block_size < kSealAtProgMinSector) {
+      // Small sectors: a copy costs far less than the AEAD open a read-back before the commit
+      // would need (filesystems read back what they just wrote, e.g. littlefs's CTZ pointers).
+      d.kind = State::DirtySector::kPlain;
+      d.buf = s_->TakePlain();
+      std::memcpy(d.buf.data(), data.data(), data.size());
+    } else {
+      // Large sectors: seal now, straight from the caller's buffer (no plaintext copy).
       Bytes sealed = s_->TakeSealed();
       Status st = s_->SealSector(block, s_->header.counter + 1, data, sealed.data());
       if (!st.ok()) {
@@ -830,7 +843,7 @@ Status SealedVolume::CryptoErase() {
   s_->master = SecretBytes();
   s_->mac_key = SecretBytes();
   s_->aead.reset();
-  s_->clean.clear();
+  s_->cache.Clear();
   s_->nodes.clear();
   s_->broken = FailedPrecondition("the volume was crypto-erased");
   return Status::Ok();
