@@ -7,7 +7,7 @@ PKGS=(
   libssl-dev libsodium-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfuse3-dev fuse3 libtss2-dev
-  openssl rclone tang clevis jose socat swtpm swtpm-tools tpm2-tools
+  openssl rclone tang clevis jose socat swtpm swtpm-tools tpm2-tools nginx
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,6 +23,13 @@ int ExitCodeFor(const Status& status) {
 std::string DefaultHint(const Status& status) {
   switch (status.code()) {
     case StatusCode::kUnauthenticated:
+      if (status.message().find("PCR values") != std::string::npos) {
+        return "the measured boot state changed: open the volume with another key slot (recovery key or "
+               "passphrase), then re-seal with 'coffer volume add-key ... --new-key tpm2:pcrs=...'";
+      }
+      if (status.message().find("different TPM") != std::string::npos) {
+        return "a tpm2: slot opens only on the machine whose TPM sealed it; use that machine or another key slot";
+      }
       return "check that --key names the key file (or passphrase) this volume was created with";
     case StatusCode::kDataLoss:
       return "the stored data was changed or rolled back outside coffer; restore it from a trusted copy";

@@ -14,9 +14,11 @@ namespace {
 // Sealed volumes come from the volume module. Read-only use still opens the volume normally: reads
 // never commit, and Sync() without writes commits nothing.
 Result<std::unique_ptr<BlockDevice>> OpenSealedVolume(const std::string& spec, const std::string& key,
-                                                      bool read_only) {
+                                                      const std::string& anchor, bool read_only) {
   (void)read_only;
-  return OpenVolumeDevice(spec, key);
+  VolumeAccessOptions access;
+  access.anchor_path = anchor;
+  return OpenVolumeDevice(spec, key, access);
 }
 
 uint32_t RoundUp(uint32_t v, uint32_t unit) { return (v + unit - 1) / unit * unit; }
@@ -29,6 +31,7 @@ Status CheckDeviceOptions(const DeviceOptions& o) {
   }
   if (!o.volume.empty() && o.key.empty()) return InvalidArgument("--volume needs --key KEYSPEC");
   if (!o.image.empty() && !o.key.empty()) return InvalidArgument("--key applies to --volume, not --image");
+  if (o.volume.empty() && !o.anchor.empty()) return InvalidArgument("--anchor applies to --volume");
   if (o.disk_version != "2.0" && o.disk_version != "2.1") {
     return InvalidArgument("--disk-version must be 2.0 or 2.1, not '" + o.disk_version + "'");
   }
@@ -148,7 +151,11 @@ void AddDeviceOptions(CLI::App& cmd, DeviceOptions& o, DeviceUse use) {
   cmd.add_option("--image", o.image, "Plain littlefs image file")->group("Device");
   cmd.add_option("--volume", o.volume, "Sealed volume SPEC (file:PATH, https://HOST:PORT/v1/volumes/NAME, ...)")
       ->group("Device");
-  cmd.add_option("--key", o.key, "Key for --volume: a key file (file:PATH or PATH), or another KEYSPEC")
+  cmd.add_option("--key", o.key,
+                 "Key for --volume: a key file (file:PATH or PATH), pass:..., keyserver:CONFIG or tpm2:[pcrs=...]")
+      ->group("Device");
+  cmd.add_option("--anchor", o.anchor,
+                 "Anchor for --volume: a file, or tpm2:nv=HANDLE (TPM NV counter); default: the KEYSPEC's")
       ->group("Device");
   bool format = use == DeviceUse::kFormat;
   cmd.add_option("--block-size", o.block_size,
@@ -181,7 +188,7 @@ Result<FsDevice> OpenFsDevice(const DeviceOptions& o, DeviceUse use, const std::
   COFFER_RETURN_IF_ERROR(CheckDeviceOptions(o));
   if (!o.image.empty()) return OpenImage(o, use, create_path);
   FsDevice out;
-  COFFER_ASSIGN_OR_RETURN(out.device, OpenSealedVolume(o.volume, o.key, use == DeviceUse::kReadOnly));
+  COFFER_ASSIGN_OR_RETURN(out.device, OpenSealedVolume(o.volume, o.key, o.anchor, use == DeviceUse::kReadOnly));
   const BlockGeometry& g = out.device->geometry();
   ApplyTunables(o, g, g.block_count, out.config);
   out.config.block_count = use == DeviceUse::kFormat ? g.block_count : 0;

@@ -19,6 +19,7 @@ struct DeviceOptions {
   std::string image;    // --image PATH
   std::string volume;   // --volume SPEC
   std::string key;      // --key KEYSPEC
+  std::string anchor;   // --anchor PATH or tpm2:nv=... (empty: the KEYSPEC's default)
   uint32_t block_size = 0, block_count = 0;  // 0: from the superblock / the file / the volume
   uint32_t read_size = 0, prog_size = 0, cache_size = 0, lookahead_size = 0;
   int32_t block_cycles = 500;

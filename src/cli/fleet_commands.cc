@@ -8,6 +8,7 @@
 #include "coffer/base/file_util.h"
 #include "coffer/keys/key_file.h"
 #include "coffer/keyserver/fleet_unlock.h"
+#include "coffer/tpm/tpm2_keyspec.h"
 
 namespace coffer::cli {
 
@@ -47,6 +48,7 @@ Result<SecretBytes> ReadRawKeySpec(const std::string& spec) {
 
 void RegisterFleetCommands(CLI::App& app, Context& ctx) {
   keyserver::RegisterKeyServerKeySpec();  // KEYSPEC keyserver:CONFIG for sealed volumes
+  tpm::RegisterTpm2Schemes();             // KEYSPEC tpm2:... and --anchor tpm2:nv=...
   RegisterExecEnvCommands(app, ctx);
   RegisterPkiCommands(app, ctx);
   RegisterUnlockCommands(app, ctx);

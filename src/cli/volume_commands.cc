@@ -18,15 +18,20 @@ struct Common {
 
 const char* const kSpecHelp =
     "SPEC is the backing store: file:PATH (a local file, journaled). KEYSPEC is a key file (PATH or file:PATH,\n"
-    "see 'coffer key new'), or a passphrase: pass: (asked on the terminal), pass:file:PATH or pass:fd:N.\n"
+    "see 'coffer key new'), or a passphrase: pass: (asked on the terminal), pass:file:PATH or pass:fd:N,\n"
+    "or keyserver:CONFIG.json (the fleet key server), or tpm2:[pcrs=BANK:N,N...][,tcti=CONF] (a secret\n"
+    "sealed by this machine's TPM 2.0, optionally to the current PCR values; TPM from tcti=, else\n"
+    "$COFFER_TPM2_TCTI, else $TPM2TOOLS_TCTI, else device:/dev/tpmrm0; tcti= comes last).\n"
     "Passphrases are never taken from the command line. The anchor (the trusted commit counter that\n"
-    "detects rollback) lives next to the key file as KEYFILE.anchor, or for passphrases in\n"
-    "$XDG_STATE_HOME/coffer/anchors (~/.local/state/coffer/anchors); --anchor PATH overrides it.\n";
+    "detects rollback) lives next to the key file as KEYFILE.anchor, or for passphrases and tpm2: in\n"
+    "$XDG_STATE_HOME/coffer/anchors (~/.local/state/coffer/anchors); --anchor PATH overrides it, and\n"
+    "--anchor tpm2:nv=HANDLE[,pcrs=...][,tcti=CONF] keeps it in the TPM's NV counter (HANDLE and HANDLE+1).\n";
 
 void AddCommon(CLI::App* cmd, Common& c, bool json) {
   cmd->add_option("SPEC", c.spec, "backing store, e.g. file:/data/vol.img")->required();
-  cmd->add_option("--key", c.key, "KEYSPEC that opens the volume (key file path, file:PATH, pass:...)")->required();
-  cmd->add_option("--anchor", c.anchor, "anchor file (default: next to the key file)");
+  cmd->add_option("--key", c.key, "KEYSPEC that opens the volume (key file path, file:PATH, pass:..., tpm2:...)")
+      ->required();
+  cmd->add_option("--anchor", c.anchor, "anchor file, or tpm2:nv=HANDLE (default: next to the key file)");
   if (json) cmd->add_flag("--json", c.json, "print machine-readable JSON");
 }
 
@@ -128,7 +133,8 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
                        "one key slot for --key, and records commit 0 in the anchor.",
                        "  coffer key new dev.key\n"
                        "  coffer volume create file:vol.img --key dev.key --size 16M\n"
-                       "  coffer volume create file:small.img --key pass: --size 1M --sector-size 256\n"));
+                       "  coffer volume create file:small.img --key pass: --size 1M --sector-size 256\n"
+                       "  coffer volume create file:vol.img --key tpm2:pcrs=sha256:0,7 --anchor tpm2:nv=0x01800c00\n"));
     cmd->callback([&ctx, o] {
       auto size = ParseSize(o->size);
       if (!size.ok()) {

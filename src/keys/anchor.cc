@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "coffer/base/file_util.h"
@@ -209,6 +211,37 @@ std::string DefaultStateAnchorPath() {
     base = std::string(home && *home ? home : "/tmp") + "/.local/state";
   }
   return base + "/coffer/anchors";
+}
+
+namespace {
+std::mutex& AnchorRegistryMutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, AnchorFactory>& AnchorRegistry() {
+  static std::map<std::string, AnchorFactory> r;
+  return r;
+}
+}  // namespace
+
+void RegisterAnchorScheme(const std::string& scheme, AnchorFactory factory) {
+  std::lock_guard lock(AnchorRegistryMutex());
+  AnchorRegistry()[scheme] = std::move(factory);
+}
+
+Result<std::shared_ptr<Anchor>> OpenAnchorSpec(const std::string& spec) {
+  if (spec.empty()) return InvalidArgument("empty anchor spec");
+  auto colon = spec.find(':');
+  if (colon != std::string::npos && colon > 0) {
+    AnchorFactory factory;
+    {
+      std::lock_guard lock(AnchorRegistryMutex());
+      auto it = AnchorRegistry().find(spec.substr(0, colon));
+      if (it != AnchorRegistry().end()) factory = it->second;
+    }
+    if (factory) return factory(std::string_view(spec).substr(colon + 1));
+  }
+  return std::shared_ptr<Anchor>(std::make_shared<FileAnchor>(spec));
 }
 
 }  // namespace coffer

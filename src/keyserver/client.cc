@@ -121,6 +121,7 @@ KeyServerClient::KeyServerClient(ClientOptions options) : o_(std::move(options))
       c->client->set_read_timeout(t / 1000, (t % 1000) * 1000);
       c->client->set_write_timeout(t / 1000, (t % 1000) * 1000);
       c->client->set_keep_alive(true);
+      c->client->set_tcp_nodelay(true);  // small request writes must not wait for delayed ACKs
     }
     conns_.push_back(std::move(c));
   }

@@ -140,6 +140,9 @@ class Impl : public KeyServer {
     });
     if (!tls_->is_valid()) return InvalidArgument("cannot load the TLS certificate, key or client CA");
     tls_->set_keep_alive_max_count(1000);
+    // httplib writes a response's headers and body separately: without TCP_NODELAY, Nagle holds the
+    // body until the client's delayed ACK (40 ms on Linux), capping a connection at ~22 requests/s.
+    tls_->set_tcp_nodelay(true);
     tls_->set_payload_max_length(64 * 1024);
     tls_->set_read_timeout(10, 0);
     Route(*tls_, true);
@@ -150,6 +153,7 @@ class Impl : public KeyServer {
     if (!o_.tang_host.empty() && o_.tang_port >= 0) {
       plain_ = std::make_unique<httplib::Server>();
       plain_->set_payload_max_length(16 * 1024);
+      plain_->set_tcp_nodelay(true);
       plain_->set_read_timeout(10, 0);
       Route(*plain_, false);
       int tp = o_.tang_port == 0 ? plain_->bind_to_any_port(o_.tang_host)

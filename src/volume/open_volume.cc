@@ -10,7 +10,7 @@ namespace coffer {
 Result<std::shared_ptr<Anchor>> AnchorFor(UnlockMethod& method, const std::string& anchor_path) {
   std::string path = anchor_path.empty() ? method.DefaultAnchorPath() : anchor_path;
   if (path.empty()) return InvalidArgument("no anchor location for " + method.Describe() + "; pass --anchor PATH");
-  return std::shared_ptr<Anchor>(std::make_shared<FileAnchor>(path));
+  return OpenAnchorSpec(path);  // a file path, or a registered scheme such as tpm2:nv=...
 }
 
 Result<std::unique_ptr<SealedVolume>> OpenVolume(std::string_view spec, std::string_view keyspec,
@@ -48,9 +48,10 @@ Result<std::unique_ptr<SealedVolume>> CreateVolume(std::string_view spec, std::s
   COFFER_ASSIGN_OR_RETURN(auto layout, volume_format::MakeLayout(c.sector_size,
                                                                  volume_format::PreferredRecordSize(c.sector_size),
                                                                  sectors));
+  // The anchor before the store: a bad --anchor must not leave a store behind either.
+  COFFER_ASSIGN_OR_RETURN(auto anchor, AnchorFor(*method, options.anchor_path));
   COFFER_ASSIGN_OR_RETURN(auto store, CreateStore(spec, {.record_size = layout.record_size,
                                                          .record_count = layout.records_used}));
-  COFFER_ASSIGN_OR_RETURN(auto anchor, AnchorFor(*method, options.anchor_path));
   std::string file_to_remove;
   if (StoreScheme(spec) == "file") file_to_remove = std::string(spec.substr(5));
   auto volume = SealedVolume::Create(std::move(store), *method, std::move(anchor), c, options.open);

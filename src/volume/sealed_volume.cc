@@ -535,6 +535,7 @@ Result<Slot> MakeSlot(UnlockMethod& method, const VolumeId& id, size_t index, co
 // Which slot `method` opens: its index (or -1) and the master key.
 Result<std::pair<int, SecretBytes>> Unwrap(const Header& h, UnlockMethod& method, const std::string& where) {
   size_t used = 0;
+  Status refused;
   for (size_t k = 0; k < h.slots.size(); ++k) {
     const Slot& slot = h.slots[k];
     if (slot.type == KeySlotType::kEmpty) continue;
@@ -545,6 +546,12 @@ Result<std::pair<int, SecretBytes>> Unwrap(const Header& h, UnlockMethod& method
       if (secret.status().code() == StatusCode::kInvalidArgument) {
         return DataLoss("key slot " + std::to_string(k) + " on " + where + " has malformed parameters (" +
                         secret.status().message() + "): the header was tampered with");
+      }
+      // A refusal for this slot (e.g. a tpm2: slot sealed by another machine's TPM) may not apply to
+      // a later slot of the same type: try the others, and report the refusal if none opens.
+      if (secret.status().code() == StatusCode::kUnauthenticated) {
+        if (refused.ok()) refused = secret.status();
+        continue;
       }
       return secret.status();
     }
@@ -563,6 +570,7 @@ Result<std::pair<int, SecretBytes>> Unwrap(const Header& h, UnlockMethod& method
     return Unauthenticated("the volume on " + where + " has no key slots left: it was crypto-erased and its data "
                            "can never be decrypted");
   }
+  if (!refused.ok()) return refused;
   return Unauthenticated("no key slot of the volume on " + where + " opens with " + method.Describe() +
                          " (wrong key or passphrase)");
 }

@@ -8,9 +8,11 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "coffer/base/bytes.h"
 #include "coffer/base/status.h"
@@ -89,6 +91,13 @@ class MemoryAnchor : public Anchor {
  private:
   std::vector<std::pair<VolumeId, AnchorEntry>> entries_;
 };
+
+// Anchor specs (`--anchor`): "SCHEME:REST" for a registered scheme (e.g. `tpm2:nv=0x01800c00`,
+// registered by the tpm module) opens that anchor; anything else is a FileAnchor path (so existing
+// paths keep working; write ./tpm2:x for a file whose name starts with a scheme).
+using AnchorFactory = std::function<Result<std::shared_ptr<Anchor>>(std::string_view rest)>;
+void RegisterAnchorScheme(const std::string& scheme, AnchorFactory factory);
+Result<std::shared_ptr<Anchor>> OpenAnchorSpec(const std::string& spec);
 
 // $XDG_STATE_HOME/coffer/anchors (default ~/.local/state/coffer/anchors): the anchor for unlock
 // methods that have no file of their own (passphrases).
