@@ -6,11 +6,19 @@
 // Data directory: $COFFER_BENCH_DIR or /tmp (fsync cost depends on it; say which in the results).
 #include <benchmark/benchmark.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <functional>
+#include <string_view>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -29,14 +37,26 @@ using coffer::blockhost::testing::TestHost;
 std::map<std::string, double> results;  // name -> ops/s or MB/s
 constexpr double kSeconds = 2.0;
 
+// A port the kernel just handed out and that is free again (the socket is closed before returning;
+// an httplib::Server would keep it bound until destroyed with stop()).
 int FreePort() {
-  httplib::Server s;
-  int p = s.bind_to_any_port("127.0.0.1");
-  return p;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
-bool WaitUp(int port, const std::string& path) {
+// Up to ~10 s for the peer to answer 200 (or less if `child` exits first).
+bool WaitUp(int port, const std::string& path, pid_t child = -1) {
   for (int i = 0; i < 100; ++i) {
+    if (child > 0 && waitpid(child, nullptr, WNOHANG) == child) return false;
     httplib::Client c("127.0.0.1", port);
     c.set_connection_timeout(0, 100000);
     if (auto r = c.Get(path.c_str()); r && r->status == 200) return true;
@@ -45,8 +65,100 @@ bool WaitUp(int port, const std::string& path) {
   return false;
 }
 
-// Runs `op(client, i)` on `connections` threads, each with its own keep-alive client, for kSeconds.
-double Rate(int port, int connections, const std::function<bool(httplib::Client&, uint64_t)>& op) {
+// The load generator: one blocking loopback socket per connection, pre-formatted HTTP/1.1 requests,
+// responses parsed just enough (status, Content-Length, whether the server closes). Kept lean on
+// purpose: on a 2-core machine a heavy client (cpp-httplib's) takes much of the CPU the servers
+// need, which flattens every ratio. The same generator drives coffer, nginx and the Python host;
+// an HTTP/1.0 answer or "Connection: close" makes it reconnect before the next request, which is
+// the original host's one-connection-per-request behaviour.
+class Conn {
+ public:
+  explicit Conn(int port) : port_(port) {}
+  ~Conn() { Close(); }
+  // Sends `req` and reads one response; false on a transport error. *status and *body_len out.
+  bool RoundTrip(const std::string& req, int* status, size_t* body_len) {
+    if (fd_ < 0 && !Connect()) return false;
+    if (!SendAll(req)) return false;
+    std::string& in = buf_;
+    in.clear();
+    size_t head_end;
+    while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+      if (!ReadSome()) return false;
+    }
+    if (in.size() < 12) return false;
+    *status = std::atoi(in.c_str() + 9);
+    bool close_after = in.compare(0, 8, "HTTP/1.0") == 0;
+    size_t content_length = 0;
+    for (size_t line = in.find("\r\n") + 2; line < head_end;) {
+      size_t eol = in.find("\r\n", line);
+      std::string_view h(in.data() + line, eol - line);
+      auto starts = [&](std::string_view name) {
+        if (h.size() < name.size()) return false;
+        for (size_t i = 0; i < name.size(); ++i) {
+          if (std::tolower(static_cast<unsigned char>(h[i])) != name[i]) return false;
+        }
+        return true;
+      };
+      if (starts("content-length:")) content_length = std::strtoull(h.data() + 15, nullptr, 10);
+      if (starts("connection:")) {
+        std::string v(h.substr(11));
+        for (auto& c : v) c = char(std::tolower(static_cast<unsigned char>(c)));
+        if (v.find("close") != std::string::npos) close_after = true;
+        if (v.find("keep-alive") != std::string::npos) close_after = false;
+      }
+      line = eol + 2;
+    }
+    while (in.size() < head_end + 4 + content_length) {
+      if (!ReadSome()) return false;
+    }
+    *body_len = content_length;
+    if (close_after) Close();
+    return true;
+  }
+
+ private:
+  bool Connect() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(uint16_t(port_));
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      Close();
+      return false;
+    }
+    return true;
+  }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  bool SendAll(const std::string& s) {
+    for (size_t off = 0; off < s.size();) {
+      ssize_t n = send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return Close(), false;
+      off += size_t(n);
+    }
+    return true;
+  }
+  bool ReadSome() {
+    char tmp[4096];
+    ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return Close(), false;
+    buf_.append(tmp, size_t(n));
+    return true;
+  }
+  int port_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// Runs `op(conn, i)` on `connections` threads, each with its own keep-alive connection, for kSeconds.
+double Rate(int port, int connections, const std::function<bool(Conn&, uint64_t)>& op) {
   std::atomic<uint64_t> total{0};
   std::atomic<bool> failed{false};
   auto end = Clock::now() + std::chrono::duration<double>(kSeconds);
@@ -54,11 +166,9 @@ double Rate(int port, int connections, const std::function<bool(httplib::Client&
   std::vector<std::thread> threads;
   for (int t = 0; t < connections; ++t) {
     threads.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", port);
-      c.set_keep_alive(true);
-      c.set_tcp_nodelay(true);
+      Conn c(port);
       uint64_t n = 0;
-      while (Clock::now() < end) {
+      while (Clock::now() < end && !failed) {
         if (!op(c, (uint64_t(t) * 977 + n * 131) % 16384)) {
           failed = true;
           break;
@@ -103,7 +213,12 @@ struct Hosts {
         execl(bin, bin, "-c", (dir + "/nginx.conf").c_str(), "-p", dir.c_str(), nullptr);
         _exit(127);
       }
-      if (!WaitUp(nginx_port, "/rec.bin")) nginx = -1;
+      if (!WaitUp(nginx_port, "/rec.bin", nginx)) {
+        std::fprintf(stderr, "nginx did not come up (see %s/nginx.err)\n", dir.c_str());
+        kill(nginx, SIGTERM);
+        waitpid(nginx, nullptr, 0);
+        nginx = -1;
+      }
       break;
     }
     python_port = FreePort();
@@ -112,7 +227,12 @@ struct Hosts {
       execlp("python3", "python3", COFFER_BENCH_SOURCE_DIR "/disk_host_imitation.py", std::to_string(python_port).c_str(), nullptr);
       _exit(127);
     }
-    if (!WaitUp(python_port, "/ReadBlock?block=0")) python = -1;
+    if (!WaitUp(python_port, "/ReadBlock?block=0", python)) {
+      std::fprintf(stderr, "the python3 imitation host did not come up\n");
+      kill(python, SIGTERM);
+      waitpid(python, nullptr, 0);
+      python = -1;
+    }
   }
   ~Hosts() {
     for (pid_t p : {nginx, python}) {
@@ -128,17 +248,25 @@ struct Hosts {
 Hosts* hosts = nullptr;
 
 const std::string kRecord(272, 'r');
-bool CompatRead(httplib::Client& c, uint64_t i) {
-  auto r = c.Get(("/ReadBlock?block=" + std::to_string(i)).c_str());
-  return r && r->status == 200 && r->body.size() == 272;
+bool CompatRead(Conn& c, uint64_t i) {
+  int status = 0;
+  size_t len = 0;
+  return c.RoundTrip("GET /ReadBlock?block=" + std::to_string(i) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &status, &len) &&
+         status == 200 && len == 272;
 }
-bool CompatWrite(httplib::Client& c, uint64_t i) {
-  auto r = c.Post(("/WriteBlock?block=" + std::to_string(i)).c_str(), kRecord, "application/octet-stream");
-  return r && r->status == 200;
+bool CompatWrite(Conn& c, uint64_t i) {
+  int status = 0;
+  size_t len = 0;
+  return c.RoundTrip("POST /WriteBlock?block=" + std::to_string(i) +
+                         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 272\r\n\r\n" +
+                         kRecord,
+                     &status, &len) &&
+         status == 200;
 }
-bool StaticRead(httplib::Client& c, uint64_t) {
-  auto r = c.Get("/rec.bin");
-  return r && r->status == 200 && r->body.size() == 272;
+bool StaticRead(Conn& c, uint64_t) {
+  int status = 0;
+  size_t len = 0;
+  return c.RoundTrip("GET /rec.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &status, &len) && status == 200 && len == 272;
 }
 
 void Report(benchmark::State& state, const std::string& name, double rate, const char* unit) {

@@ -25,7 +25,11 @@ constexpr size_t kOwnerMax = 220;
 constexpr size_t kRecentIds = 64;
 constexpr size_t kRecentOffset = 264;           // 64 x 16-byte batch ids
 constexpr size_t kDigestOffset = kHeaderSize - 32;
-constexpr size_t kJournalPrefix = 16;           // magic, version, count, record_size
+constexpr uint32_t kJournalVersion = 2;
+constexpr size_t kJournalPrefix = 24;           // magic, version, count, record_size, sequence
+// The journal is a log of this many bytes, written once with zeros so appending never changes
+// the file's size or allocation (fdatasync then flushes data only, no filesystem metadata).
+constexpr size_t kLogBytes = 1 << 20;
 
 using Digest = std::array<uint8_t, 32>;
 
@@ -72,6 +76,7 @@ class Volume {
     v->jfd_ = ::open(v->jpath_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (v->jfd_ < 0) return ErrnoStatus("open " + v->jpath_, errno);
     COFFER_RETURN_IF_ERROR(v->Replay());
+    COFFER_RETURN_IF_ERROR(v->ResetLog(dir));
     COFFER_RETURN_IF_ERROR(PreadAll(v->fd_, v->header_.data(), kHeaderSize, 0, v->path_, StatusCode::kCorrupt));
     COFFER_RETURN_IF_ERROR(v->DecodeHeader());
     return v;
@@ -180,17 +185,21 @@ class Volume {
     return Status::Ok();
   }
 
-  // Redo journal: journal (fsync), apply in place (fsync), then empty the journal. A journal whose
-  // digest does not verify was torn before its fsync finished: its batch was never acknowledged.
+  // Redo log (docs/format/blockhost_protocol.md section 4): the change is appended to the log and
+  // fdatasync'ed (the commit point, one flush per change), then written into the volume file without
+  // a flush. The volume file is flushed only when the log wraps (and on open after a replay), so
+  // every change since the last flush is still in the log. Entries chain by sequence number.
   Status Commit(Bytes& header, std::span<const RecordWrite> writes) {
     Digest hd = Sha256(std::span<const uint8_t>(header.data(), kDigestOffset));
     std::memcpy(header.data() + kDigestOffset, hd.data(), 32);
-    Bytes j(kJournalPrefix);
+    Bytes& j = entry_;
+    j.assign(kJournalPrefix, 0);
     j.reserve(kJournalPrefix + kHeaderSize + writes.size() * (8 + info_.record_size) + 32);
     std::memcpy(j.data(), kJournalMagic, 4);
-    PutLe32(j.data() + 4, kFormatVersion);
+    PutLe32(j.data() + 4, kJournalVersion);
     PutLe32(j.data() + 8, uint32_t(writes.size()));
     PutLe32(j.data() + 12, info_.record_size);
+    PutLe64(j.data() + 16, seq_);
     Append(j, header);
     for (const RecordWrite& w : writes) {
       AppendLe64(j, w.index);
@@ -198,51 +207,85 @@ class Volume {
     }
     Digest jd = Sha256(j);
     Append(j, jd);
-    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, j.data(), j.size(), 0, jpath_));
+    if (log_end_ > 0 && log_end_ + j.size() > kLogBytes) {
+      // Wrap: make the volume file hold everything the log holds before overwriting the log.
+      if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
+      log_end_ = 0;
+    }
+    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, j.data(), j.size(), log_end_, jpath_));
     if (::fdatasync(jfd_) != 0) return ErrnoStatus("fsync " + jpath_, errno);
-    COFFER_RETURN_IF_ERROR(ApplyJournal(j));
+    log_end_ += j.size();
+    ++seq_;
+    COFFER_RETURN_IF_ERROR(ApplyEntry(j));
     header_ = header;
     return DecodeHeader();
   }
 
-  Status ApplyJournal(std::span<const uint8_t> j) {
+  // Writes an entry's records and header into the volume file (no flush).
+  Status ApplyEntry(std::span<const uint8_t> j) {
     uint32_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
     const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
     for (uint32_t i = 0; i < count; ++i, p += 8 + rs) {
       COFFER_RETURN_IF_ERROR(PwriteAll(fd_, p + 8, rs, kHeaderSize + GetLe64(p) * rs, path_));
     }
-    COFFER_RETURN_IF_ERROR(PwriteAll(fd_, j.data() + kJournalPrefix, kHeaderSize, 0, path_));
-    if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
-    // Emptying the journal needs no fsync: replaying the newest batch again is harmless.
-    if (::ftruncate(jfd_, 0) != 0) return ErrnoStatus("truncate " + jpath_, errno);
-    return Status::Ok();
+    return PwriteAll(fd_, j.data() + kJournalPrefix, kHeaderSize, 0, path_);
   }
 
+  // Replays the chain of complete entries from offset 0: each must verify and carry the previous
+  // entry's sequence + 1. The first entry that does not was never acknowledged (torn before its
+  // fdatasync) or is older than the chain (left from before a wrap): replay stops there.
   Status Replay() {
     struct stat st;
     if (::fstat(jfd_, &st) != 0) return ErrnoStatus("stat " + jpath_, errno);
-    size_t size = size_t(st.st_size);
+    const size_t size = size_t(st.st_size);
     if (size < kJournalPrefix + kHeaderSize + 32) return Status::Ok();
-    Bytes j(size);
-    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, j.data(), size, 0, jpath_, StatusCode::kCorrupt));
-    if (std::memcmp(j.data(), kJournalMagic, 4) != 0 || GetLe32(j.data() + 4) != kFormatVersion) return Status::Ok();
-    uint64_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
-    if (rs == 0 || rs > kMaxRecordSize || kJournalPrefix + kHeaderSize + count * (8 + rs) + 32 != size) {
-      return Status::Ok();  // torn or foreign: the batch was never acknowledged
+    Bytes log(size);
+    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, log.data(), size, 0, jpath_, StatusCode::kCorrupt));
+    size_t off = 0;
+    uint64_t prev_seq = 0;
+    bool replayed = false;
+    while (size - off >= kJournalPrefix + kHeaderSize + 32) {
+      const uint8_t* e = log.data() + off;
+      if (std::memcmp(e, kJournalMagic, 4) != 0 || GetLe32(e + 4) != kJournalVersion) break;
+      uint64_t count = GetLe32(e + 8), rs = GetLe32(e + 12), seq = GetLe64(e + 16);
+      if (rs == 0 || rs > kMaxRecordSize) break;
+      const uint64_t len = kJournalPrefix + kHeaderSize + count * (8 + rs) + 32;
+      if (len > size - off) break;
+      if (replayed && seq != prev_seq + 1) break;
+      Digest d = Sha256(std::span<const uint8_t>(e, len - 32));
+      if (CRYPTO_memcmp(d.data(), e + len - 32, 32) != 0) break;
+      // The entry's header must be a valid header of this geometry before we trust its indices.
+      uint64_t rc = GetLe64(e + kJournalPrefix + 16);
+      const uint8_t* p = e + kJournalPrefix + kHeaderSize;
+      for (uint64_t i = 0; i < count; ++i, p += 8 + rs) {
+        if (GetLe64(p) >= rc) return Corrupt(jpath_ + ": journal names a record beyond the volume");
+      }
+      COFFER_RETURN_IF_ERROR(ApplyEntry(std::span<const uint8_t>(e, len)));
+      replayed = true;
+      prev_seq = seq;
+      off += len;
     }
-    Digest d = Sha256(std::span<const uint8_t>(j.data(), size - 32));
-    if (CRYPTO_memcmp(d.data(), j.data() + size - 32, 32) != 0) return Status::Ok();
-    // The journal's header must be a valid header of this geometry before we trust its indices.
-    uint64_t rc = GetLe64(j.data() + kJournalPrefix + 16);
-    const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
-    for (uint64_t i = 0; i < count; ++i, p += 8 + rs) {
-      if (GetLe64(p) >= rc) return Corrupt(jpath_ + ": journal names a record beyond the volume");
-    }
-    return ApplyJournal(j);
+    if (replayed && ::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
+    return Status::Ok();
+  }
+
+  // After a replay the volume file holds everything: start an empty log (zeros, so no old entry can
+  // continue a new chain) of its full size, durably linked in the directory.
+  Status ResetLog(const std::string& dir) {
+    Bytes zeros(kLogBytes, 0);
+    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, zeros.data(), zeros.size(), 0, jpath_));
+    if (::fsync(jfd_) != 0) return ErrnoStatus("fsync " + jpath_, errno);
+    COFFER_RETURN_IF_ERROR(SyncDir(dir));
+    log_end_ = 0;
+    seq_ = 1;
+    return Status::Ok();
   }
 
   std::string path_, jpath_;
   int fd_ = -1, jfd_ = -1;
+  uint64_t log_end_ = 0;  // where the next log entry goes
+  uint64_t seq_ = 1;      // the next entry's sequence number
+  Bytes entry_;           // the entry being committed (reused buffer)
   std::shared_mutex mu_;
   Bytes header_ = Bytes(kHeaderSize);
   VolumeInfo info_;
