@@ -146,10 +146,10 @@ class Conn {
     return true;
   }
   bool ReadSome() {
-    char tmp[4096];
-    ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+    static thread_local std::vector<char> tmp(256 << 10);
+    ssize_t n = recv(fd_, tmp.data(), tmp.size(), 0);
     if (n <= 0) return Close(), false;
-    buf_.append(tmp, size_t(n));
+    buf_.append(tmp.data(), size_t(n));
     return true;
   }
   int port_;
@@ -203,7 +203,8 @@ struct Hosts {
     std::ofstream(dir + "/nginx.conf")
         << "daemon off; worker_processes 2; pid " << dir << "/nginx.pid; error_log " << dir << "/nginx.err;\n"
         << "events { worker_connections 1024; }\n"
-        << "http { access_log off; keepalive_requests 1000000; client_body_temp_path " << dir << ";\n"
+        << "http { access_log off; keepalive_requests 1000000; sendfile on; tcp_nodelay on;\n"
+        << "  open_file_cache max=16 inactive=60s; client_body_temp_path " << dir << ";\n"
         << "  proxy_temp_path " << dir << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir << "; scgi_temp_path " << dir << ";\n"
         << "  server { listen 127.0.0.1:" << nginx_port << "; root " << dir << "; } }\n";
     for (const char* bin : {"/usr/sbin/nginx", "/usr/bin/nginx"}) {
@@ -315,6 +316,20 @@ void BM_Sequential4MiB(benchmark::State& state) {
     t0 = Clock::now();
     if (!(*fresh)->Read(0, 16384, data).ok()) return state.SkipWithError("read failed");
     double rsecs = std::chrono::duration<double>(Clock::now() - t0).count();
+    // The same range read by the lean generator (256 KiB receives): the host's own share of the
+    // time, without the client library's 4 KiB-per-syscall body reads.
+    Conn raw(hosts->coffer->port());
+    int status = 0;
+    size_t len = 0;
+    const std::string path = url.substr(url.find("/v1/")) + "/records?first=0&count=16384";
+    auto t1 = Clock::now();
+    if (!raw.RoundTrip("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &status, &len) || status != 200 ||
+        len != 4u << 20) {
+      return state.SkipWithError("raw range read failed");
+    }
+    double raw_ms = std::chrono::duration<double>(Clock::now() - t1).count() * 1000;
+    state.counters["raw_read_4MiB_ms"] = raw_ms;
+    results["seq_raw_read_ms"] = raw_ms;
     Report(state, "seq_write_MBps", 4.0 / 1.048576 / wsecs, "write_MB_per_s");
     Report(state, "seq_read_MBps", 4.0 / 1.048576 / rsecs, "read_MB_per_s");
     state.counters["read_4MiB_ms"] = rsecs * 1000;
@@ -356,7 +371,10 @@ int main(int argc, char** argv) {
   Ratio("coffer write 1 conn / python original-style", "coffer_write_1", "python_write_1", 30);
   Ratio("coffer read 1 conn / nginx static 272 B", "coffer_read_1", "nginx_1", 0.5);
   Ratio("coffer read 16 conn / nginx static 272 B", "coffer_read_16", "nginx_16", 0.5);
-  if (results.count("seq_read_ms")) std::printf("  4 MiB sequential read: %.1f ms (goal: well under 1000 ms)\n", results["seq_read_ms"]);
+  if (results.count("seq_read_ms")) {
+    std::printf("  4 MiB sequential read: %.1f ms through HttpBackingStore, %.1f ms by the lean generator (goal: well under 1000 ms)\n",
+                results["seq_read_ms"], results["seq_raw_read_ms"]);
+  }
   hosts = nullptr;
   benchmark::Shutdown();
   return 0;
