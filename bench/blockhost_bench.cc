@@ -25,6 +25,7 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "blockhost/test_host.h"
 #include "coffer/remote/remote_store.h"
@@ -35,7 +36,7 @@ using Clock = std::chrono::steady_clock;
 using coffer::blockhost::testing::TestHost;
 
 std::map<std::string, double> results;  // name -> ops/s or MB/s
-constexpr double kSeconds = 2.0;
+constexpr double kSeconds = 1.0;  // per sample; kRounds samples per configuration
 
 // A port the kernel just handed out and that is free again (the socket is closed before returning;
 // an httplib::Server would keep it bound until destroyed with stop()).
@@ -270,33 +271,41 @@ bool StaticRead(Conn& c, uint64_t) {
   return c.RoundTrip("GET /rec.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &status, &len) && status == 200 && len == 272;
 }
 
+// Keeps the best rate of a configuration over the rounds: on a shared machine other work only ever
+// slows a sample down, and rounds interleave the servers so each meets the same background load.
 void Report(benchmark::State& state, const std::string& name, double rate, const char* unit) {
   if (rate < 0) {
     state.SkipWithError("requests failed");
     return;
   }
-  results[name] = rate;
+  results[name] = std::max(results[name], rate);
   state.counters[unit] = rate;
 }
 
-void BM_CofferRead(benchmark::State& state) {
-  for (auto _ : state) Report(state, "coffer_read_" + std::to_string(state.range(0)), Rate(hosts->coffer->port(), int(state.range(0)), CompatRead), "ops_per_s");
+struct RateCase {
+  std::string name;  // results key
+  int which;         // 0 coffer, 1 nginx, 2 python
+  int connections;
+  bool (*op)(Conn&, uint64_t);
+};
+
+void RunCase(benchmark::State& state, const RateCase& c) {
+  int port = c.which == 0 ? hosts->coffer->port() : c.which == 1 ? hosts->nginx_port : hosts->python_port;
+  if (c.which == 1 && hosts->nginx < 0) return state.SkipWithError("nginx not installed (apt-get install nginx)");
+  if (c.which == 2 && hosts->python < 0) return state.SkipWithError("python3 imitation host did not start");
+  for (auto _ : state) Report(state, c.name, Rate(port, c.connections, c.op), "ops_per_s");
 }
-void BM_CofferWrite(benchmark::State& state) {
-  for (auto _ : state) Report(state, "coffer_write_" + std::to_string(state.range(0)), Rate(hosts->coffer->port(), int(state.range(0)), CompatWrite), "ops_per_s");
+
+// Registered round by round in main(): coffer, nginx and Python alternate.
+const std::vector<RateCase>& Cases() {
+  static const std::vector<RateCase> cases = {
+      {"coffer_read_1", 0, 1, CompatRead},   {"nginx_1", 1, 1, StaticRead},          {"python_read_1", 2, 1, CompatRead},
+      {"coffer_read_16", 0, 16, CompatRead}, {"nginx_16", 1, 16, StaticRead},        {"python_read_16", 2, 16, CompatRead},
+      {"coffer_write_1", 0, 1, CompatWrite}, {"python_write_1", 2, 1, CompatWrite},  {"coffer_write_16", 0, 16, CompatWrite},
+  };
+  return cases;
 }
-void BM_NginxStatic(benchmark::State& state) {
-  if (hosts->nginx < 0) return state.SkipWithError("nginx not installed (apt-get install nginx-light)");
-  for (auto _ : state) Report(state, "nginx_" + std::to_string(state.range(0)), Rate(hosts->nginx_port, int(state.range(0)), StaticRead), "ops_per_s");
-}
-void BM_PythonRead(benchmark::State& state) {
-  if (hosts->python < 0) return state.SkipWithError("python3 imitation host did not start");
-  for (auto _ : state) Report(state, "python_read_" + std::to_string(state.range(0)), Rate(hosts->python_port, int(state.range(0)), CompatRead), "ops_per_s");
-}
-void BM_PythonWrite(benchmark::State& state) {
-  if (hosts->python < 0) return state.SkipWithError("python3 imitation host did not start");
-  for (auto _ : state) Report(state, "python_write_" + std::to_string(state.range(0)), Rate(hosts->python_port, int(state.range(0)), CompatWrite), "ops_per_s");
-}
+constexpr int kRounds = 3;
 
 void BM_Sequential4MiB(benchmark::State& state) {
   std::string url = hosts->coffer->origin() + "/v1/volumes/seq" + std::to_string(state.iterations());
@@ -337,11 +346,6 @@ void BM_Sequential4MiB(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_CofferRead)->Arg(1)->Arg(16)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
-BENCHMARK(BM_CofferWrite)->Arg(1)->Arg(16)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
-BENCHMARK(BM_NginxStatic)->Arg(1)->Arg(16)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
-BENCHMARK(BM_PythonRead)->Arg(1)->Arg(16)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
-BENCHMARK(BM_PythonWrite)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
 BENCHMARK(BM_Sequential4MiB)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void Ratio(const char* what, const std::string& a, const std::string& b, double goal) {
@@ -364,11 +368,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   hosts = &h;
+  for (int round = 1; round <= kRounds; ++round) {
+    for (const RateCase& c : Cases()) {
+      benchmark::RegisterBenchmark((c.name + "/round:" + std::to_string(round)).c_str(),
+                                   [&c](benchmark::State& st) { RunCase(st, c); })
+          ->Iterations(1)
+          ->UseRealTime()
+          ->Unit(benchmark::kSecond);
+    }
+  }
   benchmark::RunSpecifiedBenchmarks();
+  std::printf("\nBest of %d one-second samples (ops/s):", kRounds);
+  for (const RateCase& c : Cases()) std::printf(" %s=%.0f", c.name.c_str(), results[c.name]);
   std::printf("\nRatios (same run, loopback, data dir %s):\n", h.dir.c_str());
   Ratio("coffer read 1 conn / python original-style", "coffer_read_1", "python_read_1", 30);
   Ratio("coffer read 16 conn / python original-style", "coffer_read_16", "python_read_16", 30);
   Ratio("coffer write 1 conn / python original-style", "coffer_write_1", "python_write_1", 30);
+  Ratio("coffer write 16 conn / python original-style", "coffer_write_16", "python_write_1", 30);
   Ratio("coffer read 1 conn / nginx static 272 B", "coffer_read_1", "nginx_1", 0.5);
   Ratio("coffer read 16 conn / nginx static 272 B", "coffer_read_16", "nginx_16", 0.5);
   if (results.count("seq_read_ms")) {
