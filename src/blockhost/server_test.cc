@@ -278,7 +278,8 @@ TEST_F(TokenTest, DeviceReachesOnlyItsOwnVolumes) {
   EXPECT_EQ(b.Get("/v1/volumes/va")->status, 404);
   EXPECT_EQ(b.Get("/v1/volumes/va/records?first=0&count=1")->status, 404);
   EXPECT_EQ(b.Post("/v1/volumes/va/open", "", "application/json")->status, 404);
-  std::vector<RecordWrite> w = {{0, AsBytes(std::string(16, 'b'))}};
+  const std::string record(16, 'b');  // outlives the span in w
+  std::vector<RecordWrite> w = {{0, AsBytes(record)}};
   Bytes body = EncodeBatch(BatchId{1}, 1, 16, w);
   EXPECT_EQ(b.Post("/v1/volumes/va/batch", std::string(AsStringView(body)), "application/octet-stream")->status, 404);
   EXPECT_EQ(b.Delete("/v1/volumes/va")->status, 404);

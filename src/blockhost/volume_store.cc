@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 
@@ -25,7 +27,11 @@ constexpr size_t kOwnerMax = 220;
 constexpr size_t kRecentIds = 64;
 constexpr size_t kRecentOffset = 264;           // 64 x 16-byte batch ids
 constexpr size_t kDigestOffset = kHeaderSize - 32;
-constexpr size_t kJournalPrefix = 16;           // magic, version, count, record_size
+constexpr uint32_t kJournalVersion = 2;
+constexpr size_t kJournalPrefix = 24;           // magic, version, count, record_size, sequence
+// The journal is a log of this many bytes, written once with zeros so appending never changes
+// the file's size or allocation (fdatasync then flushes data only, no filesystem metadata).
+constexpr size_t kLogBytes = 1 << 20;
 
 using Digest = std::array<uint8_t, 32>;
 
@@ -72,6 +78,7 @@ class Volume {
     v->jfd_ = ::open(v->jpath_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (v->jfd_ < 0) return ErrnoStatus("open " + v->jpath_, errno);
     COFFER_RETURN_IF_ERROR(v->Replay());
+    COFFER_RETURN_IF_ERROR(v->ResetLog(dir));
     COFFER_RETURN_IF_ERROR(PreadAll(v->fd_, v->header_.data(), kHeaderSize, 0, v->path_, StatusCode::kCorrupt));
     COFFER_RETURN_IF_ERROR(v->DecodeHeader());
     return v;
@@ -107,9 +114,52 @@ class Volume {
     return PreadAll(fd_, out.data(), out.size(), kHeaderSize + first * info_.record_size, path_, StatusCode::kCorrupt);
   }
 
+  // Group commit: concurrent batches queue up; one writer at a time (the leader) takes everything
+  // queued, appends all their log entries in one write, flushes the log once, applies them to the
+  // volume file in order, and answers each. A batch's records reach the volume file only after its
+  // entry is durable, so a crash leaves either the whole batch (redone from the log) or none of it.
   Result<BatchResult> Apply(const BatchView& b, bool check_generation) {
+    Pending me{&b, check_generation};
+    std::unique_lock ql(queue_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (leader_) {
+        queue_cv_.wait(ql);
+        continue;
+      }
+      leader_ = true;
+      std::vector<Pending*> group;
+      group.swap(queue_);
+      ql.unlock();
+      ApplyGroup(group);  // fills in every result
+      ql.lock();
+      for (Pending* p : group) p->done = true;
+      leader_ = false;
+      queue_cv_.notify_all();
+    }
+    return std::move(me.result);
+  }
+
+  Result<uint64_t> BumpGeneration() {
     std::unique_lock lock(mu_);
     if (deleted_) return NotFound("no volume '" + info_.name + "'");
+    Bytes header = header_;
+    PutLe64(header.data() + 24, info_.generation + 1);
+    COFFER_RETURN_IF_ERROR(Commit(header, {}));
+    return info_.generation;
+  }
+
+  struct Pending {
+    const BatchView* batch;
+    bool check_generation;
+    Result<BatchResult> result = Internal("batch not processed");
+    bool done = false;  // set under queue_mu_ once result is final
+  };
+
+  // Checks one batch against the header as it will be after the earlier batches of its group.
+  Status CheckBatch(const BatchView& b, bool check_generation, const Bytes& header, uint64_t generation,
+                    bool& duplicate) {
+    duplicate = false;
     if (b.record_size != info_.record_size) {
       return InvalidArgument("batch records are " + std::to_string(b.record_size) + " bytes; volume '" +
                              info_.name + "' has " + std::to_string(info_.record_size) + "-byte records");
@@ -123,33 +173,56 @@ class Volume {
     bool has_id = std::any_of(b.id.begin(), b.id.end(), [](uint8_t x) { return x != 0; });
     if (has_id) {
       for (size_t i = 0; i < kRecentIds; ++i) {
-        if (std::memcmp(header_.data() + kRecentOffset + 16 * i, b.id.data(), 16) == 0) {
-          return BatchResult{true, 0};
+        if (std::memcmp(header.data() + kRecentOffset + 16 * i, b.id.data(), 16) == 0) {
+          duplicate = true;  // applied before, or earlier in this group (durable with it)
+          return Status::Ok();
         }
       }
     }
-    if (check_generation && b.generation != info_.generation) {
+    if (check_generation && b.generation != generation) {
       return FailedPrecondition("write fence: batch carries generation " + std::to_string(b.generation) +
-                                " but volume '" + info_.name + "' is at generation " +
-                                std::to_string(info_.generation) + " (another writer opened it)");
+                                " but volume '" + info_.name + "' is at generation " + std::to_string(generation) +
+                                " (another writer opened it)");
     }
-    Bytes header = header_;
-    if (has_id) {
-      uint32_t slot = GetLe32(header.data() + 256) % kRecentIds;
-      std::memcpy(header.data() + kRecentOffset + 16 * slot, b.id.data(), 16);
-      PutLe32(header.data() + 256, (slot + 1) % kRecentIds);
-    }
-    COFFER_RETURN_IF_ERROR(Commit(header, b.writes));
-    return BatchResult{false, b.writes.size()};
+    return Status::Ok();
   }
 
-  Result<uint64_t> BumpGeneration() {
+  void ApplyGroup(std::vector<Pending*>& group) {
     std::unique_lock lock(mu_);
-    if (deleted_) return NotFound("no volume '" + info_.name + "'");
+    if (deleted_) {
+      for (Pending* p : group) p->result = NotFound("no volume '" + info_.name + "'");
+      return;
+    }
     Bytes header = header_;
-    PutLe64(header.data() + 24, info_.generation + 1);
-    COFFER_RETURN_IF_ERROR(Commit(header, {}));
-    return info_.generation;
+    Bytes& log = group_log_;
+    log.clear();
+    std::vector<Pending*> committed;
+    for (Pending* p : group) {
+      const BatchView& b = *p->batch;
+      bool duplicate = false;
+      Status s = CheckBatch(b, p->check_generation, header, info_.generation, duplicate);
+      if (!s.ok()) {
+        p->result = s;
+        continue;
+      }
+      if (duplicate) {
+        p->result = BatchResult{true, 0};
+        committed.push_back(p);  // answered after this group's flush, in case the id is in it
+        continue;
+      }
+      if (std::any_of(b.id.begin(), b.id.end(), [](uint8_t x) { return x != 0; })) {
+        uint32_t slot = GetLe32(header.data() + 256) % kRecentIds;
+        std::memcpy(header.data() + kRecentOffset + 16 * slot, b.id.data(), 16);
+        PutLe32(header.data() + 256, (slot + 1) % kRecentIds);
+      }
+      AppendEntry(log, header, b.writes);
+      p->result = BatchResult{false, b.writes.size()};
+      committed.push_back(p);
+    }
+    Status s = WriteLogAndApply(log, header);
+    if (!s.ok()) {
+      for (Pending* p : committed) p->result = s;
+    }
   }
 
   Status Delete() {
@@ -180,70 +253,129 @@ class Volume {
     return Status::Ok();
   }
 
-  // Redo journal: journal (fsync), apply in place (fsync), then empty the journal. A journal whose
-  // digest does not verify was torn before its fsync finished: its batch was never acknowledged.
+  // Redo log (docs/format/blockhost_protocol.md section 4): entries are appended to the log and
+  // fdatasync'ed (the commit point, one flush per group of changes), then written into the volume
+  // file without a flush. The volume file is flushed only when the log wraps (and on open after a
+  // replay), so every change since the last flush is still in the log. Entries chain by sequence.
   Status Commit(Bytes& header, std::span<const RecordWrite> writes) {
+    Bytes& log = group_log_;
+    log.clear();
+    AppendEntry(log, header, writes);
+    return WriteLogAndApply(log, header);
+  }
+
+  // Appends one log entry (with its header digest filled in) to `log`; caller holds mu_.
+  void AppendEntry(Bytes& log, Bytes& header, std::span<const RecordWrite> writes) {
     Digest hd = Sha256(std::span<const uint8_t>(header.data(), kDigestOffset));
     std::memcpy(header.data() + kDigestOffset, hd.data(), 32);
-    Bytes j(kJournalPrefix);
-    j.reserve(kJournalPrefix + kHeaderSize + writes.size() * (8 + info_.record_size) + 32);
-    std::memcpy(j.data(), kJournalMagic, 4);
-    PutLe32(j.data() + 4, kFormatVersion);
-    PutLe32(j.data() + 8, uint32_t(writes.size()));
-    PutLe32(j.data() + 12, info_.record_size);
-    Append(j, header);
+    const size_t start = log.size();
+    log.resize(start + kJournalPrefix);
+    uint8_t* e = log.data() + start;
+    std::memcpy(e, kJournalMagic, 4);
+    PutLe32(e + 4, kJournalVersion);
+    PutLe32(e + 8, uint32_t(writes.size()));
+    PutLe32(e + 12, info_.record_size);
+    PutLe64(e + 16, seq_++);
+    Append(log, header);
     for (const RecordWrite& w : writes) {
-      AppendLe64(j, w.index);
-      Append(j, w.data);
+      AppendLe64(log, w.index);
+      Append(log, w.data);
     }
-    Digest jd = Sha256(j);
-    Append(j, jd);
-    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, j.data(), j.size(), 0, jpath_));
+    Digest jd = Sha256(std::span<const uint8_t>(log.data() + start, log.size() - start));
+    Append(log, jd);
+  }
+
+  // Writes consecutive entries to the log, flushes it, then applies them in order; caller holds mu_.
+  Status WriteLogAndApply(std::span<const uint8_t> log, const Bytes& header) {
+    if (log.empty()) return Status::Ok();
+    if (log_end_ > 0 && log_end_ + log.size() > kLogBytes) {
+      // Wrap: make the volume file hold everything the log holds before overwriting the log.
+      if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
+      log_end_ = 0;
+    }
+    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, log.data(), log.size(), log_end_, jpath_));
     if (::fdatasync(jfd_) != 0) return ErrnoStatus("fsync " + jpath_, errno);
-    COFFER_RETURN_IF_ERROR(ApplyJournal(j));
+    log_end_ += log.size();
+    for (size_t off = 0; off < log.size();) {
+      const uint8_t* e = log.data() + off;
+      size_t len = kJournalPrefix + kHeaderSize + size_t(GetLe32(e + 8)) * (8 + GetLe32(e + 12)) + 32;
+      COFFER_RETURN_IF_ERROR(ApplyEntry(std::span<const uint8_t>(e, len)));
+      off += len;
+    }
     header_ = header;
     return DecodeHeader();
   }
 
-  Status ApplyJournal(std::span<const uint8_t> j) {
+  // Writes an entry's records and header into the volume file (no flush).
+  Status ApplyEntry(std::span<const uint8_t> j) {
     uint32_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
     const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
     for (uint32_t i = 0; i < count; ++i, p += 8 + rs) {
       COFFER_RETURN_IF_ERROR(PwriteAll(fd_, p + 8, rs, kHeaderSize + GetLe64(p) * rs, path_));
     }
-    COFFER_RETURN_IF_ERROR(PwriteAll(fd_, j.data() + kJournalPrefix, kHeaderSize, 0, path_));
-    if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
-    // Emptying the journal needs no fsync: replaying the newest batch again is harmless.
-    if (::ftruncate(jfd_, 0) != 0) return ErrnoStatus("truncate " + jpath_, errno);
-    return Status::Ok();
+    return PwriteAll(fd_, j.data() + kJournalPrefix, kHeaderSize, 0, path_);
   }
 
+  // Replays the chain of complete entries from offset 0: each must verify and carry the previous
+  // entry's sequence + 1. The first entry that does not was never acknowledged (torn before its
+  // fdatasync) or is older than the chain (left from before a wrap): replay stops there.
   Status Replay() {
     struct stat st;
     if (::fstat(jfd_, &st) != 0) return ErrnoStatus("stat " + jpath_, errno);
-    size_t size = size_t(st.st_size);
+    const size_t size = size_t(st.st_size);
     if (size < kJournalPrefix + kHeaderSize + 32) return Status::Ok();
-    Bytes j(size);
-    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, j.data(), size, 0, jpath_, StatusCode::kCorrupt));
-    if (std::memcmp(j.data(), kJournalMagic, 4) != 0 || GetLe32(j.data() + 4) != kFormatVersion) return Status::Ok();
-    uint64_t count = GetLe32(j.data() + 8), rs = GetLe32(j.data() + 12);
-    if (rs == 0 || rs > kMaxRecordSize || kJournalPrefix + kHeaderSize + count * (8 + rs) + 32 != size) {
-      return Status::Ok();  // torn or foreign: the batch was never acknowledged
+    Bytes log(size);
+    COFFER_RETURN_IF_ERROR(PreadAll(jfd_, log.data(), size, 0, jpath_, StatusCode::kCorrupt));
+    size_t off = 0;
+    uint64_t prev_seq = 0;
+    bool replayed = false;
+    while (size - off >= kJournalPrefix + kHeaderSize + 32) {
+      const uint8_t* e = log.data() + off;
+      if (std::memcmp(e, kJournalMagic, 4) != 0 || GetLe32(e + 4) != kJournalVersion) break;
+      uint64_t count = GetLe32(e + 8), rs = GetLe32(e + 12), seq = GetLe64(e + 16);
+      if (rs == 0 || rs > kMaxRecordSize) break;
+      const uint64_t len = kJournalPrefix + kHeaderSize + count * (8 + rs) + 32;
+      if (len > size - off) break;
+      if (replayed && seq != prev_seq + 1) break;
+      Digest d = Sha256(std::span<const uint8_t>(e, len - 32));
+      if (CRYPTO_memcmp(d.data(), e + len - 32, 32) != 0) break;
+      // The entry's header must be a valid header of this geometry before we trust its indices.
+      uint64_t rc = GetLe64(e + kJournalPrefix + 16);
+      const uint8_t* p = e + kJournalPrefix + kHeaderSize;
+      for (uint64_t i = 0; i < count; ++i, p += 8 + rs) {
+        if (GetLe64(p) >= rc) return Corrupt(jpath_ + ": journal names a record beyond the volume");
+      }
+      COFFER_RETURN_IF_ERROR(ApplyEntry(std::span<const uint8_t>(e, len)));
+      replayed = true;
+      prev_seq = seq;
+      off += len;
     }
-    Digest d = Sha256(std::span<const uint8_t>(j.data(), size - 32));
-    if (CRYPTO_memcmp(d.data(), j.data() + size - 32, 32) != 0) return Status::Ok();
-    // The journal's header must be a valid header of this geometry before we trust its indices.
-    uint64_t rc = GetLe64(j.data() + kJournalPrefix + 16);
-    const uint8_t* p = j.data() + kJournalPrefix + kHeaderSize;
-    for (uint64_t i = 0; i < count; ++i, p += 8 + rs) {
-      if (GetLe64(p) >= rc) return Corrupt(jpath_ + ": journal names a record beyond the volume");
-    }
-    return ApplyJournal(j);
+    if (replayed && ::fdatasync(fd_) != 0) return ErrnoStatus("fsync " + path_, errno);
+    return Status::Ok();
+  }
+
+  // After a replay the volume file holds everything: start an empty log (zeros, so no old entry can
+  // continue a new chain) of its full size, durably linked in the directory.
+  Status ResetLog(const std::string& dir) {
+    Bytes zeros(kLogBytes, 0);
+    COFFER_RETURN_IF_ERROR(PwriteAll(jfd_, zeros.data(), zeros.size(), 0, jpath_));
+    if (::fsync(jfd_) != 0) return ErrnoStatus("fsync " + jpath_, errno);
+    COFFER_RETURN_IF_ERROR(SyncDir(dir));
+    log_end_ = 0;
+    seq_ = 1;
+    return Status::Ok();
   }
 
   std::string path_, jpath_;
   int fd_ = -1, jfd_ = -1;
-  std::shared_mutex mu_;
+  uint64_t log_end_ = 0;  // where the next log entry goes
+  uint64_t seq_ = 1;      // the next entry's sequence number
+  Bytes group_log_;       // the entries being committed (reused buffer)
+  std::shared_mutex mu_;  // the volume state and files; readers shared
+  std::mutex queue_mu_;   // the group-commit queue
+  std::condition_variable queue_cv_;
+  std::vector<Pending*> queue_;
+  bool leader_ = false;
   Bytes header_ = Bytes(kHeaderSize);
   VolumeInfo info_;
   bool deleted_ = false;

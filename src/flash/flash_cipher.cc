@@ -2,13 +2,17 @@
 //
 // ESP32 scheme: for each 16-byte block at flash offset o, the AES-256 key is key ^ tweak(o >> 5),
 // the block is byte-reversed, run through AES *decryption* to encrypt (the hardware uses AES
-// inverted), and reversed again. The key changes every 32 bytes, so the hot path expands keys with
-// AES-NI directly (OpenSSL's EVP re-key costs ~10x the cipher work); other CPUs use EVP.
+// inverted), and reversed again. The key changes every 32 bytes, so the fast paths never re-key
+// OpenSSL (its EVP re-key costs ~10x the cipher work): tweaked keys are derived incrementally (products
+// carried forward by addition, or below 16 MiB combined bitwise from a per-256-byte base and eight
+// fixed low masks) and expanded by the kernels in flash_cipher_x86.cc, four schedules per VAES
+// instruction. CPUs without AES-NI use EVP re-keyed per 32 bytes.
 //
 // XTS scheme: each 128-byte unit at address u is byte-reversed, XTS-encrypted with tweak
 // LE32(u) || 0^12, and reversed. Reversal maps block k of the unit to XTS position 7-k with its bytes
 // reversed, so every 16-byte block is independent: T = E_K2(tweak) * alpha^(7-k), and
-// out = rev(E_K1(rev(in) ^ T) ^ T). We compute that with OpenSSL ECB over whole buffers.
+// out = rev(E_K1(rev(in) ^ T) ^ T). The VAES kernel does exactly that per unit in registers (no
+// reversal passes); the generic path builds a tweak table and runs OpenSSL ECB over whole buffers.
 #include "coffer/flash/flash_cipher.h"
 
 #include <openssl/evp.h>
@@ -18,10 +22,7 @@
 #include <array>
 #include <cstring>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define COFFER_FLASH_AESNI 1
-#endif
+#include "flash_cipher_x86.h"
 
 namespace coffer::flash {
 namespace {
@@ -144,121 +145,6 @@ Status EcbRun(EVP_CIPHER_CTX* ctx, const uint8_t* in, uint8_t* out, size_t n) {
   return Status::Ok();
 }
 
-#if COFFER_FLASH_AESNI
-bool HaveAesNi() {
-  static const bool have = __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
-  return have;
-}
-
-#define AESNI_TARGET __attribute__((target("aes,sse4.1")))
-
-AESNI_TARGET inline __m128i ExpandA(__m128i t1, __m128i t2) {
-  t2 = _mm_shuffle_epi32(t2, 0xff);
-  __m128i t4 = _mm_slli_si128(t1, 4);
-  t1 = _mm_xor_si128(t1, t4);
-  t4 = _mm_slli_si128(t4, 4);
-  t1 = _mm_xor_si128(t1, t4);
-  t4 = _mm_slli_si128(t4, 4);
-  t1 = _mm_xor_si128(t1, t4);
-  return _mm_xor_si128(t1, t2);
-}
-
-AESNI_TARGET inline __m128i ExpandB(__m128i t1, __m128i t3) {
-  __m128i t4 = _mm_aeskeygenassist_si128(t1, 0x0);
-  __m128i t2 = _mm_shuffle_epi32(t4, 0xaa);
-  t4 = _mm_slli_si128(t3, 4);
-  t3 = _mm_xor_si128(t3, t4);
-  t4 = _mm_slli_si128(t4, 4);
-  t3 = _mm_xor_si128(t3, t4);
-  t4 = _mm_slli_si128(t4, 4);
-  t3 = _mm_xor_si128(t3, t4);
-  return _mm_xor_si128(t3, t2);
-}
-
-// AES-256 encryption round keys rk[0..14].
-AESNI_TARGET inline void Aes256Expand(const uint8_t key[32], __m128i rk[15]) {
-  __m128i t1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
-  __m128i t3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key + 16));
-  rk[0] = t1;
-  rk[1] = t3;
-#define COFFER_EXP(i, rcon)                                   \
-  t1 = ExpandA(t1, _mm_aeskeygenassist_si128(t3, rcon));      \
-  rk[i] = t1;                                                 \
-  if (i + 1 < 15) {                                           \
-    t3 = ExpandB(t1, t3);                                     \
-    rk[i + 1] = t3;                                           \
-  }
-  COFFER_EXP(2, 0x01) COFFER_EXP(4, 0x02) COFFER_EXP(6, 0x04) COFFER_EXP(8, 0x08)
-  COFFER_EXP(10, 0x10) COFFER_EXP(12, 0x20)
-  t1 = ExpandA(t1, _mm_aeskeygenassist_si128(t3, 0x40));
-  rk[14] = t1;
-#undef COFFER_EXP
-}
-
-// One 32-byte (or 16-byte) ESP32 flash block group with its own tweaked key. `flash_encrypt` true
-// means the flash-encrypt direction, which is AES decryption.
-AESNI_TARGET void Esp32GroupAesNi(const uint8_t key[32], const uint8_t* in, uint8_t* out, size_t nblocks,
-                                  bool flash_encrypt) {
-  __m128i rk[15];
-  Aes256Expand(key, rk);
-  const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  if (flash_encrypt) {
-    __m128i dk[15];
-    dk[0] = rk[14];
-    for (int i = 1; i < 14; ++i) dk[i] = _mm_aesimc_si128(rk[14 - i]);
-    dk[14] = rk[0];
-    for (size_t b = 0; b < nblocks; ++b) {
-      __m128i x = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * b)), rev);
-      x = _mm_xor_si128(x, dk[0]);
-      for (int i = 1; i < 14; ++i) x = _mm_aesdec_si128(x, dk[i]);
-      x = _mm_aesdeclast_si128(x, dk[14]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * b), _mm_shuffle_epi8(x, rev));
-    }
-  } else {
-    for (size_t b = 0; b < nblocks; ++b) {
-      __m128i x = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * b)), rev);
-      x = _mm_xor_si128(x, rk[0]);
-      for (int i = 1; i < 14; ++i) x = _mm_aesenc_si128(x, rk[i]);
-      x = _mm_aesenclast_si128(x, rk[14]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * b), _mm_shuffle_epi8(x, rev));
-    }
-  }
-  OPENSSL_cleanse(rk, sizeof rk);
-}
-
-// Four consecutive 32-byte groups (128 bytes) with four keys, interleaved so the AES units work on
-// eight independent blocks at once instead of waiting on one block's round latency.
-AESNI_TARGET void Esp32Groups4AesNi(const uint8_t keys[4][32], const uint8_t* in, uint8_t* out, bool flash_encrypt) {
-  __m128i rk[4][15];
-  for (int g = 0; g < 4; ++g) Aes256Expand(keys[g], rk[g]);
-  const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  __m128i x[8];
-  for (int b = 0; b < 8; ++b) x[b] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * b)), rev);
-  if (flash_encrypt) {
-    __m128i dk[4][15];
-    for (int g = 0; g < 4; ++g) {
-      dk[g][0] = rk[g][14];
-      for (int i = 1; i < 14; ++i) dk[g][i] = _mm_aesimc_si128(rk[g][14 - i]);
-      dk[g][14] = rk[g][0];
-    }
-    for (int b = 0; b < 8; ++b) x[b] = _mm_xor_si128(x[b], dk[b / 2][0]);
-    for (int i = 1; i < 14; ++i) {
-      for (int b = 0; b < 8; ++b) x[b] = _mm_aesdec_si128(x[b], dk[b / 2][i]);
-    }
-    for (int b = 0; b < 8; ++b) x[b] = _mm_aesdeclast_si128(x[b], dk[b / 2][14]);
-    OPENSSL_cleanse(dk, sizeof dk);
-  } else {
-    for (int b = 0; b < 8; ++b) x[b] = _mm_xor_si128(x[b], rk[b / 2][0]);
-    for (int i = 1; i < 14; ++i) {
-      for (int b = 0; b < 8; ++b) x[b] = _mm_aesenc_si128(x[b], rk[b / 2][i]);
-    }
-    for (int b = 0; b < 8; ++b) x[b] = _mm_aesenclast_si128(x[b], rk[b / 2][14]);
-  }
-  for (int b = 0; b < 8; ++b) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * b), _mm_shuffle_epi8(x[b], rev));
-  OPENSSL_cleanse(rk, sizeof rk);
-}
-#endif
-
 }  // namespace
 
 std::string_view SchemeName(Scheme scheme) { return scheme == Scheme::kEsp32 ? "esp32" : "xts"; }
@@ -347,16 +233,93 @@ void Esp32TweakKey(const uint8_t key[32], uint64_t offset, uint32_t flash_crypt_
   }
 }
 
+namespace {
+
+// 256-bit add mod 2^256 (limb 3 least significant).
+inline void Add256(U256& a, const U256& b) {
+  unsigned __int128 carry = 0;
+  for (int i = 3; i >= 0; --i) {
+    unsigned __int128 s = (unsigned __int128)a[i] + b[i] + carry;
+    a[i] = uint64_t(s);
+    carry = s >> 64;
+  }
+}
+
+// Tweaked keys of `count` consecutive 32-byte groups from `offset` (a multiple of 32), exactly as
+// Esp32TweakKey computes each: the two products are carried forward by addition (addr -> addr + 1
+// adds the multiplier), so no multiplication per group and still exact at every address.
+void Esp32TweakKeys(const uint8_t key[32], uint64_t offset, uint32_t conf, size_t count, uint8_t* out) {
+  const TweakConstants& c = Constants();
+  const uint64_t addr = offset >> 5;
+  U256 m1 = MulSmall(c.mul1, addr), m2 = MulSmall(c.mul2, addr);
+  const U256& range = c.range[conf & 0xF];
+  uint64_t k[4];
+  for (int i = 0; i < 4; ++i) k[i] = GetBe64(key + 8 * i);
+  for (size_t g = 0; g < count; ++g) {
+    for (int i = 0; i < 4; ++i) PutBe64(out + 32 * g + 8 * i, k[i] ^ ((m1[i] | (m2[i] & c.mul2_mask[i])) & range[i]));
+    Add256(m1, c.mul1);
+    Add256(m2, c.mul2);
+  }
+  OPENSSL_cleanse(k, sizeof k);
+}
+
+// espsecure's tweak mask for the group at `offset`, in key byte order.
+void Esp32Mask(uint64_t offset, uint32_t conf, uint8_t out[32]) {
+  U256 mask;
+  TweakMask(offset, conf, mask);
+  for (int i = 0; i < 4; ++i) PutBe64(out + 8 * i, mask[i]);
+}
+
+// Below this offset the tweak's multiplications cannot carry, so masks combine bitwise
+// (see Esp32GroupsVaes512Linear).
+constexpr uint64_t kEsp32LinearLimit = uint64_t(16) << 20;
+
+// Groups whose tweaked keys are derived per kernel call (keys live in locked memory meanwhile).
+constexpr size_t kKeyBatchGroups = 64;
+
+}  // namespace
+
+bool CipherPathAvailable(CipherPath path) {
+  switch (path) {
+    case CipherPath::kAuto:
+    case CipherPath::kGeneric: return true;
+    case CipherPath::kAesNi: return internal::CpuHasAesNi();
+    case CipherPath::kVaes512: return internal::CpuHasVaes512();
+  }
+  return false;
+}
+
+std::string_view CipherPathName(CipherPath path) {
+  switch (path) {
+    case CipherPath::kAuto: return "auto";
+    case CipherPath::kGeneric: return "generic";
+    case CipherPath::kAesNi: return "aes-ni";
+    case CipherPath::kVaes512: return "vaes-512";
+  }
+  return "?";
+}
+
 struct FlashCipher::Impl {
   Scheme scheme;
+  CipherPath path = CipherPath::kGeneric;
   uint32_t conf = 0xF;
   SecretBytes key;  // 32 (ESP32, XTS-128) or 64 (XTS-256) bytes
-  // XTS: K1 data contexts and the K2 tweak context.
+  // XTS: K1 data contexts and the K2 tweak context (generic path and unaligned edges).
   EvpCtx k1_enc, k1_dec, k2_enc;
-  // ESP32 fallback (no AES-NI): one ECB context per direction, re-keyed per 32 bytes.
+  // XTS VAES path: round keys of K1 (encrypt, inverse) and K2 (encrypt); rounds 10 or 14.
+  SecretBytes xts_round_keys{3 * 15 * 16};
+  int xts_rounds = 0;
+  // ESP32 generic path: one ECB context per direction, re-keyed per 32 bytes.
   EvpCtx esp_enc, esp_dec;
   Bytes tweaks, table, work;  // XTS per-call scratch (no secrets: tweaks and ciphertext-side data)
-  SecretBytes tweaked{32};
+  SecretBytes tweaked{32 * kKeyBatchGroups};
+  // ESP32 VAES path below 16 MiB: the tweak masks of groups 0..7 and, per call, of each 8-group
+  // batch base (masks depend on the address only and are not secret).
+  uint8_t low_masks[256] = {};
+  uint8_t base_masks[4 * kKeyBatchGroups] = {};
+
+  Status XtsGeneric(uint64_t address, const uint8_t* src, uint8_t* dst, size_t n, bool decrypt);
+  Status Esp32Single(uint64_t off, const uint8_t* src, uint8_t* dst, size_t len, bool decrypt);
 };
 
 FlashCipher::FlashCipher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -365,14 +328,26 @@ FlashCipher& FlashCipher::operator=(FlashCipher&&) noexcept = default;
 FlashCipher::~FlashCipher() = default;
 
 Scheme FlashCipher::scheme() const { return impl_->scheme; }
+CipherPath FlashCipher::path() const { return impl_->path; }
 
-Result<FlashCipher> FlashCipher::Create(const FlashKey& key, uint32_t flash_crypt_conf) {
+Result<FlashCipher> FlashCipher::Create(const FlashKey& key, uint32_t flash_crypt_conf, CipherPath path) {
   auto impl = std::make_unique<Impl>();
   impl->scheme = key.scheme;
   impl->key = key.key.Clone();
   if (flash_crypt_conf > 0xF) {
     return InvalidArgument("FLASH_CRYPT_CONF is a 4-bit eFuse value (0x0..0xf); got " + Hex0x(flash_crypt_conf));
   }
+  if (path == CipherPath::kAuto) {
+    path = internal::CpuHasVaes512() ? CipherPath::kVaes512
+           : internal::CpuHasAesNi() ? CipherPath::kAesNi
+                                     : CipherPath::kGeneric;
+  } else if (!CipherPathAvailable(path)) {
+    return FailedPrecondition("this CPU lacks the instructions of the " + std::string(CipherPathName(path)) +
+                              " flash cipher path");
+  }
+  // XTS has no separate AES-NI kernel: OpenSSL's ECB (AES-NI inside) with the tweak table is it.
+  if (key.scheme == Scheme::kXts && path == CipherPath::kAesNi) path = CipherPath::kGeneric;
+  impl->path = path;
   impl->conf = flash_crypt_conf;
   const uint8_t* k = impl->key.reveal().data();
   if (key.scheme == Scheme::kXts) {
@@ -382,8 +357,16 @@ Result<FlashCipher> FlashCipher::Create(const FlashKey& key, uint32_t flash_cryp
     COFFER_ASSIGN_OR_RETURN(impl->k1_enc, MakeEcb(c, k, true));
     COFFER_ASSIGN_OR_RETURN(impl->k1_dec, MakeEcb(c, k, false));
     COFFER_ASSIGN_OR_RETURN(impl->k2_enc, MakeEcb(c, k + half, true));
+    if (path == CipherPath::kVaes512) {
+      impl->xts_rounds = half == 16 ? 10 : 14;
+      uint8_t* rk = impl->xts_round_keys.reveal().data();
+      internal::AesExpandEncrypt(k, half, rk);
+      internal::AesInvertRoundKeys(rk, impl->xts_rounds, rk + 240);
+      internal::AesExpandEncrypt(k + half, half, rk + 480);
+    }
   } else {
     if (impl->key.size() != 32) return InvalidArgument("ESP32 flash key must be 32 bytes after extension");
+    for (int j = 0; j < 8; ++j) Esp32Mask(32 * j, flash_crypt_conf, impl->low_masks + 32 * j);
     COFFER_ASSIGN_OR_RETURN(impl->esp_enc, MakeEcb(EVP_aes_256_ecb(), k, true));
     COFFER_ASSIGN_OR_RETURN(impl->esp_dec, MakeEcb(EVP_aes_256_ecb(), k, false));
   }
@@ -397,6 +380,65 @@ Status FlashCipher::Decrypt(uint64_t address, ByteSpan in, MutableByteSpan out) 
   return Transform(address, in, out, true);
 }
 
+// One or two 16-byte blocks sharing offset >> 5, through OpenSSL re-keyed with the tweaked key.
+Status FlashCipher::Impl::Esp32Single(uint64_t off, const uint8_t* src, uint8_t* dst, size_t len, bool decrypt) {
+  uint8_t* tk = tweaked.reveal().data();
+  Esp32TweakKey(key.reveal().data(), off, conf, tk);
+  // Flash encryption is AES decryption and vice versa.
+  EVP_CIPHER_CTX* ctx = decrypt ? esp_enc.get() : esp_dec.get();
+  Status st = Status::Ok();
+  if (EVP_CipherInit_ex(ctx, nullptr, nullptr, tk, nullptr, -1) != 1) st = Internal("AES re-key failed");
+  explicit_bzero(tk, 32);
+  COFFER_RETURN_IF_ERROR(st);
+  uint8_t buf[32];
+  for (size_t b = 0; b < len; b += 16) Reverse16(src + b, buf + b);
+  COFFER_RETURN_IF_ERROR(EcbRun(ctx, buf, buf, len));
+  for (size_t b = 0; b < len; b += 16) Reverse16(buf + b, dst + b);
+  return Status::Ok();
+}
+
+// Tweak table + OpenSSL ECB: any 16-byte-aligned range.
+Status FlashCipher::Impl::XtsGeneric(uint64_t address, const uint8_t* src, uint8_t* dst, size_t n, bool decrypt) {
+  // In slices so the tweak tables stay small.
+  constexpr size_t kSlice = 64 * 1024;
+  for (size_t pos = 0; pos < n; pos += kSlice) {
+    size_t len = std::min(kSlice, n - pos);
+    uint64_t a0 = address + pos;
+    uint64_t first_unit = a0 & ~uint64_t(0x7F);
+    uint64_t last_unit = (a0 + len - 1) & ~uint64_t(0x7F);
+    size_t units = size_t((last_unit - first_unit) / 128 + 1);
+    // Encrypt every unit's tweak with K2 in one call, then expand to all 8 block tweaks:
+    // block k of a unit sits at XTS position 7-k.
+    tweaks.assign(units * 16, 0);
+    for (size_t u = 0; u < units; ++u) PutLe32(tweaks.data() + 16 * u, uint32_t(first_unit + 128 * u));
+    COFFER_RETURN_IF_ERROR(EcbRun(k2_enc.get(), tweaks.data(), tweaks.data(), tweaks.size()));
+    table.resize(units * 128);
+    for (size_t u = 0; u < units; ++u) {
+      uint8_t t[16];
+      std::memcpy(t, tweaks.data() + 16 * u, 16);
+      for (int j = 0; j < 8; ++j) {
+        std::memcpy(table.data() + 128 * u + 16 * (7 - j), t, 16);
+        XtsDouble(t);
+      }
+    }
+    const uint8_t* tab = table.data() + (a0 - first_unit);
+    work.resize(len);
+    uint8_t* w = work.data();
+    for (size_t b = 0; b < len; b += 16) {
+      uint8_t r[16];
+      Reverse16(src + pos + b, r);
+      for (int i = 0; i < 16; ++i) w[b + i] = r[i] ^ tab[b + i];
+    }
+    COFFER_RETURN_IF_ERROR(EcbRun(decrypt ? k1_dec.get() : k1_enc.get(), w, w, len));
+    for (size_t b = 0; b < len; b += 16) {
+      uint8_t t[16];
+      for (int i = 0; i < 16; ++i) t[i] = w[b + i] ^ tab[b + i];
+      Reverse16(t, dst + pos + b);
+    }
+  }
+  return Status::Ok();
+}
+
 Status FlashCipher::Transform(uint64_t address, ByteSpan in, MutableByteSpan out, bool decrypt) {
   if (in.size() != out.size()) return Internal("flash transform: output size differs from input");
   if (in.size() % 16 != 0 || address % 16 != 0) {
@@ -408,82 +450,60 @@ Status FlashCipher::Transform(uint64_t address, ByteSpan in, MutableByteSpan out
   Impl& m = *impl_;
   const uint8_t* src = in.data();
   uint8_t* dst = out.data();
-  size_t n = in.size();
+  const size_t n = in.size();
   if (m.scheme == Scheme::kEsp32) {
     const uint8_t* key = m.key.reveal().data();
-    uint8_t* tk = m.tweaked.reveal().data();
     size_t pos = 0;
     while (pos < n) {
-      uint64_t off = address + pos;
+      const uint64_t off = address + pos;
+      if (m.path != CipherPath::kGeneric && off % 32 == 0 && n - pos >= 32) {
+        size_t groups = std::min((n - pos) / 32, kKeyBatchGroups);
+        bool vaes = m.path == CipherPath::kVaes512 && groups >= 8;
+        if (vaes && off % 256 != 0) {
+          // AES-NI up to the next 256-byte boundary, where the VAES batches of 8 groups start.
+          groups = std::min<size_t>(groups, (256 - off % 256) / 32);
+          vaes = false;
+        }
+        if (vaes) groups -= groups % 8;
+        if (vaes && off + 32 * groups <= kEsp32LinearLimit) {
+          for (size_t b = 0; b < groups / 8; ++b) Esp32Mask(off + 256 * b, m.conf, m.base_masks + 32 * b);
+          internal::Esp32GroupsVaes512Linear(key, m.base_masks, m.low_masks, src + pos, dst + pos, groups, !decrypt);
+          pos += 32 * groups;
+          continue;
+        }
+        uint8_t* keys = m.tweaked.reveal().data();
+        Esp32TweakKeys(key, off, m.conf, groups, keys);
+        if (vaes) {
+          internal::Esp32GroupsVaes512(keys, src + pos, dst + pos, groups, !decrypt);
+        } else {
+          internal::Esp32GroupsAesNi(keys, src + pos, dst + pos, groups, !decrypt);
+        }
+        explicit_bzero(keys, 32 * groups);
+        pos += 32 * groups;
+        continue;
+      }
       // Blocks sharing offset >> 5 share a key: one or two 16-byte blocks.
-#if COFFER_FLASH_AESNI
-      if (HaveAesNi() && off % 32 == 0 && n - pos >= 128) {
-        uint8_t keys[4][32];
-        for (int g = 0; g < 4; ++g) Esp32TweakKey(key, off + 32 * g, m.conf, keys[g]);
-        Esp32Groups4AesNi(keys, src + pos, dst + pos, !decrypt);
-        OPENSSL_cleanse(keys, sizeof keys);
-        pos += 128;
-        continue;
-      }
-#endif
       size_t group = (off % 32 == 0 && n - pos >= 32) ? 32 : 16;
-      Esp32TweakKey(key, off, m.conf, tk);
-#if COFFER_FLASH_AESNI
-      if (HaveAesNi()) {
-        Esp32GroupAesNi(tk, src + pos, dst + pos, group / 16, !decrypt);
-        pos += group;
-        continue;
-      }
-#endif
-      // Flash encryption is AES decryption and vice versa.
-      EVP_CIPHER_CTX* ctx = decrypt ? m.esp_enc.get() : m.esp_dec.get();
-      if (EVP_CipherInit_ex(ctx, nullptr, nullptr, tk, nullptr, -1) != 1) return Internal("AES re-key failed");
-      uint8_t buf[32];
-      for (size_t b = 0; b < group; b += 16) Reverse16(src + pos + b, buf + b);
-      COFFER_RETURN_IF_ERROR(EcbRun(ctx, buf, buf, group));
-      for (size_t b = 0; b < group; b += 16) Reverse16(buf + b, dst + pos + b);
+      COFFER_RETURN_IF_ERROR(m.Esp32Single(off, src + pos, dst + pos, group, decrypt));
       pos += group;
     }
-    std::memset(tk, 0, 32);
     return Status::Ok();
   }
 
-  // XTS, in slices so the tweak tables stay small.
-  constexpr size_t kSlice = 64 * 1024;
-  for (size_t pos = 0; pos < n; pos += kSlice) {
-    size_t len = std::min(kSlice, n - pos);
-    uint64_t a0 = address + pos;
-    uint64_t first_unit = a0 & ~uint64_t(0x7F);
-    uint64_t last_unit = (a0 + len - 1) & ~uint64_t(0x7F);
-    size_t units = size_t((last_unit - first_unit) / 128 + 1);
-    // Encrypt every unit's tweak with K2 in one call, then expand to all 8 block tweaks:
-    // block k of a unit sits at XTS position 7-k.
-    m.tweaks.assign(units * 16, 0);
-    for (size_t u = 0; u < units; ++u) PutLe32(m.tweaks.data() + 16 * u, uint32_t(first_unit + 128 * u));
-    COFFER_RETURN_IF_ERROR(EcbRun(m.k2_enc.get(), m.tweaks.data(), m.tweaks.data(), m.tweaks.size()));
-    m.table.resize(units * 128);
-    for (size_t u = 0; u < units; ++u) {
-      uint8_t t[16];
-      std::memcpy(t, m.tweaks.data() + 16 * u, 16);
-      for (int j = 0; j < 8; ++j) {
-        std::memcpy(m.table.data() + 128 * u + 16 * (7 - j), t, 16);
-        XtsDouble(t);
-      }
-    }
-    const uint8_t* tab = m.table.data() + (a0 - first_unit);
-    m.work.resize(len);
-    uint8_t* w = m.work.data();
-    for (size_t b = 0; b < len; b += 16) {
-      uint8_t r[16];
-      Reverse16(src + pos + b, r);
-      for (int i = 0; i < 16; ++i) w[b + i] = r[i] ^ tab[b + i];
-    }
-    COFFER_RETURN_IF_ERROR(EcbRun(decrypt ? m.k1_dec.get() : m.k1_enc.get(), w, w, len));
-    for (size_t b = 0; b < len; b += 16) {
-      uint8_t t[16];
-      for (int i = 0; i < 16; ++i) t[i] = w[b + i] ^ tab[b + i];
-      Reverse16(t, dst + pos + b);
-    }
+  if (m.path != CipherPath::kVaes512) return m.XtsGeneric(address, src, dst, n, decrypt);
+  // Whole 128-byte units through the fused VAES kernel, partial units at either end generically.
+  size_t head = std::min<size_t>(n, size_t((128 - address % 128) % 128));
+  size_t units = (n - head) / 128;
+  size_t tail = n - head - 128 * units;
+  if (head) COFFER_RETURN_IF_ERROR(m.XtsGeneric(address, src, dst, head, decrypt));
+  if (units) {
+    const uint8_t* rk = m.xts_round_keys.reveal().data();
+    internal::XtsUnitsVaes512(decrypt ? rk + 240 : rk, rk + 480, m.xts_rounds, uint32_t(address + head), src + head,
+                              dst + head, units, decrypt);
+  }
+  if (tail) {
+    size_t at = head + 128 * units;
+    COFFER_RETURN_IF_ERROR(m.XtsGeneric(address + at, src + at, dst + at, tail, decrypt));
   }
   return Status::Ok();
 }

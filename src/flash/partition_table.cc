@@ -22,13 +22,6 @@ std::string Hex(uint64_t v) {
   return b;
 }
 
-const std::map<std::string, uint8_t>& TypeKeywords() {
-  static const std::map<std::string, uint8_t> m = {
-      {"app", kPartTypeApp}, {"data", kPartTypeData}, {"bootloader", kPartTypeBootloader},
-      {"partition_table", kPartTypePartitionTable}};
-  return m;
-}
-
 // Keyword order matters only for messages; std::map sorts, gen_esp32part lists in insertion order.
 const std::vector<std::pair<std::string, uint8_t>>* SubtypeKeywords(uint8_t type) {
   static const std::vector<std::pair<std::string, uint8_t>> boot = {{"primary", 0}, {"ota", 1}, {"recovery", 2}};

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "coffer/base/bytes.h"
 #include "coffer/base/secret.h"
@@ -46,15 +47,26 @@ inline constexpr uint64_t kFlashAddressLimit = uint64_t(1) << 32;
 // last block with random bytes, as espsecure does).
 Status CheckOperation(Scheme scheme, uint64_t address, uint64_t length, bool decrypt);
 
+// The code FlashCipher runs; every path gives identical bytes. kAuto picks the fastest the CPU has
+// (checked at run time): kVaes512 (VAES + AVX-512: four key schedules / units per instruction),
+// kAesNi (AES-NI, 128-bit), kGeneric (OpenSSL EVP, any CPU). XTS has no separate AES-NI kernel
+// (kAesNi runs the generic path, whose OpenSSL ECB uses AES-NI itself). Tests force each path.
+enum class CipherPath { kAuto, kGeneric, kAesNi, kVaes512 };
+bool CipherPathAvailable(CipherPath path);
+std::string_view CipherPathName(CipherPath path);
+
 class FlashCipher {
  public:
-  // flash_crypt_conf: the ESP32 FLASH_CRYPT_CONFIG eFuse value 0..15 (ignored for XTS).
-  static Result<FlashCipher> Create(const FlashKey& key, uint32_t flash_crypt_conf = 0xF);
+  // flash_crypt_conf: the ESP32 FLASH_CRYPT_CONFIG eFuse value 0..15 (ignored for XTS). A forced
+  // path the CPU lacks is kFailedPrecondition.
+  static Result<FlashCipher> Create(const FlashKey& key, uint32_t flash_crypt_conf = 0xF,
+                                    CipherPath path = CipherPath::kAuto);
   FlashCipher(FlashCipher&&) noexcept;
   FlashCipher& operator=(FlashCipher&&) noexcept;
   ~FlashCipher();
 
   Scheme scheme() const;
+  CipherPath path() const;  // the path in use (kAuto resolved)
 
   // Transforms data that lives at flash `address` (multiple of 16); in.size() must be a multiple of
   // 16 and equal out.size(); in and out may be the same buffer. Blocks are independent, so a long
