@@ -47,6 +47,16 @@ VolumeAccessOptions Access(const Common& c) {
   return o;
 }
 
+// Opens the volume the options name; on failure reports why, sets the exit status and returns null.
+std::unique_ptr<SealedVolume> OpenOrReport(Context& ctx, const Common& c) {
+  auto v = OpenVolume(c.spec, c.key, Access(c));
+  if (!v.ok()) {
+    ctx.exit_code = ReportError(ctx.console, v.status());
+    return nullptr;
+  }
+  return std::move(v).value();
+}
+
 std::string Footer(const std::string& what, const std::string& examples) {
   return "\n" + what + "\n" + kSpecHelp + "\nExamples:\n" + examples + "\n" + kExitCodesHelp;
 }
@@ -169,12 +179,9 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
                        "  coffer volume info file:vol.img --key dev.key\n"
                        "  coffer volume info file:vol.img --key pass:fd:3 --json 3<passphrase.txt\n"));
     cmd->callback([&ctx, o] {
-      auto v = OpenVolume(o->spec, o->key, Access(*o));
-      if (!v.ok()) {
-        ctx.exit_code = ReportError(ctx.console, v.status());
-        return;
-      }
-      VolumeInfo i = (*v)->Info();
+      auto v = OpenOrReport(ctx, *o);
+      if (!v) return;
+      VolumeInfo i = v->Info();
       if (o->json) {
         ctx.console.out << InfoJson(i).dump(2) << "\n";
       } else {
@@ -192,12 +199,9 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
                        "  coffer volume verify file:vol.img --key dev.key\n"
                        "  coffer volume verify file:vol.img --key dev.key --json\n"));
     cmd->callback([&ctx, o] {
-      auto v = OpenVolume(o->spec, o->key, Access(*o));
-      if (!v.ok()) {
-        ctx.exit_code = ReportError(ctx.console, v.status());
-        return;
-      }
-      auto r = (*v)->Verify();
+      auto v = OpenOrReport(ctx, *o);
+      if (!v) return;
+      auto r = v->Verify();
       if (!r.ok()) {
         ctx.exit_code = ReportError(ctx.console, r.status());
         return;
@@ -237,11 +241,8 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
                        "  coffer volume add-key file:vol.img --key dev.key --new-key backup.key\n"
                        "  coffer volume add-key file:vol.img --key dev.key --new-key pass:\n"));
     cmd->callback([&ctx, o] {
-      auto v = OpenVolume(o->spec, o->key, Access(*o));
-      if (!v.ok()) {
-        ctx.exit_code = ReportError(ctx.console, v.status());
-        return;
-      }
+      auto v = OpenOrReport(ctx, *o);
+      if (!v) return;
       KeySpecContext kc = Access(*o).keyspec_context;
       kc.creating = true;
       auto method = ParseKeySpec(o->new_key, kc);
@@ -249,7 +250,7 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
         ctx.exit_code = ReportError(ctx.console, method.status());
         return;
       }
-      auto slot = (*v)->AddKeySlot(**method);
+      auto slot = v->AddKeySlot(**method);
       if (!slot.ok()) {
         ctx.exit_code = ReportError(ctx.console, slot.status());
         return;
@@ -281,11 +282,8 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
         ctx.exit_code = kExitUsage;
         return;
       }
-      auto v = OpenVolume(o->spec, o->key, Access(*o));
-      if (!v.ok()) {
-        ctx.exit_code = ReportError(ctx.console, v.status());
-        return;
-      }
+      auto v = OpenOrReport(ctx, *o);
+      if (!v) return;
       int index = o->slot;
       if (!o->remove_key.empty()) {
         auto method = ParseKeySpec(o->remove_key, Access(*o).keyspec_context);
@@ -293,15 +291,15 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
           ctx.exit_code = ReportError(ctx.console, method.status());
           return;
         }
-        auto found = (*v)->FindKeySlot(**method);
+        auto found = v->FindKeySlot(**method);
         if (!found.ok()) {
           ctx.exit_code = ReportError(ctx.console, found.status());
           return;
         }
         index = *found;
       }
-      bool last = (*v)->Info().slots.size() == 1;
-      Status s = (*v)->RemoveKeySlot(index, o->yes);
+      bool last = v->Info().slots.size() == 1;
+      Status s = v->RemoveKeySlot(index, o->yes);
       if (!s.ok()) {
         ctx.exit_code = ReportError(
             ctx.console, s, s.code() == StatusCode::kFailedPrecondition ? "pass --yes to crypto-erase the volume" : "");
@@ -330,12 +328,9 @@ void RegisterVolumeCommands(CLI::App& app, Context& ctx) {
         ctx.exit_code = kExitUsage;
         return;
       }
-      auto v = OpenVolume(o->spec, o->key, Access(*o));
-      if (!v.ok()) {
-        ctx.exit_code = ReportError(ctx.console, v.status());
-        return;
-      }
-      Status s = (*v)->CryptoErase();
+      auto v = OpenOrReport(ctx, *o);
+      if (!v) return;
+      Status s = v->CryptoErase();
       if (!s.ok()) {
         ctx.exit_code = ReportError(ctx.console, s);
         return;
