@@ -2118,6 +2118,25 @@ int Core::Stat(const char* path, Info* info) {
   return DirGetInfo(&cwd, TagId(tag), info);
 }
 
+// Before directory entry `id` of `parent` is removed or replaced: fetches the directory it names into
+// dir->m, refuses a non-empty one, counts it as an orphan until it is dropped, and tracks it in
+// mlist_ so that commits in between keep it up to date (littlefs's remove/rename sequence).
+int Core::PrepDirRemoval(MDir* parent, uint16_t id, MList* dir) {
+  uint8_t raw[8];
+  STag res = DirGet(parent, MkTag(0x700, 0x3ff, 0), MkTag(kTypeStruct, id, 8), raw);
+  if (res < 0) return int(res);
+  uint32_t pair[2] = {GetLe32(raw), GetLe32(raw + 4)};
+  int err = DirFetch(&dir->m, pair);
+  if (err) return err;
+  if (dir->m.count > 0 || dir->m.split) return kErrNotEmpty;
+  err = PrepOrphans(+1);
+  if (err) return err;
+  dir->type = 0;
+  dir->id = 0;
+  mlist_ = dir;
+  return 0;
+}
+
 int Core::Remove(const char* path) {
   int err = ForceConsistency();
   if (err) return err;
@@ -2128,18 +2147,8 @@ int Core::Remove(const char* path) {
   MList dir;
   dir.next = mlist_;
   if (TagType3(tag) == kTypeDir) {
-    uint8_t raw[8];
-    STag res = DirGet(&cwd, MkTag(0x700, 0x3ff, 0), MkTag(kTypeStruct, TagId(tag), 8), raw);
-    if (res < 0) return int(res);
-    uint32_t pair[2] = {GetLe32(raw), GetLe32(raw + 4)};
-    err = DirFetch(&dir.m, pair);
+    err = PrepDirRemoval(&cwd, TagId(tag), &dir);
     if (err) return err;
-    if (dir.m.count > 0 || dir.m.split) return kErrNotEmpty;
-    err = PrepOrphans(+1);
-    if (err) return err;
-    dir.type = 0;
-    dir.id = 0;
-    mlist_ = &dir;
   }
 
   MAttr a[] = {{MkTag(kTypeDelete, TagId(tag), 0), nullptr}};
@@ -2187,19 +2196,9 @@ int Core::Rename(const char* oldpath, const char* newpath) {
   } else if (samepair && newid == newoldid) {
     return 0;
   } else if (TagType3(prevtag) == kTypeDir) {
-    uint8_t raw[8];
-    STag res = DirGet(&newcwd, MkTag(0x700, 0x3ff, 0), MkTag(kTypeStruct, newid, 8), raw);
-    if (res < 0) return int(res);
-    uint32_t prevpair[2] = {GetLe32(raw), GetLe32(raw + 4)};
-    err = DirFetch(&prevdir.m, prevpair);
+    // the directory being replaced must be empty; it becomes an orphan until dropped
+    err = PrepDirRemoval(&newcwd, newid, &prevdir);
     if (err) return err;
-    if (prevdir.m.count > 0 || prevdir.m.split) return kErrNotEmpty;
-    // renaming a directory into itself would orphan it
-    err = PrepOrphans(+1);
-    if (err) return err;
-    prevdir.type = 0;
-    prevdir.id = 0;
-    mlist_ = &prevdir;
   }
 
   if (!samepair) PrepMove(newoldid, oldcwd.pair);

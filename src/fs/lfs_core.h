@@ -238,6 +238,7 @@ class Core {
   STag FsParent(const uint32_t pair[2], MDir* parent);
   void PrepSuperblock(bool needs);
   int PrepOrphans(int8_t orphans);
+  int PrepDirRemoval(MDir* parent, uint16_t id, MList* dir);
   void PrepMove(uint16_t id, const uint32_t pair[2]);
   int DeSuperblock();
   int DeMove();
