@@ -80,10 +80,7 @@ class CryptFs {
     return anchors.CheckAndAdvance(root_, &man_, bytes);
   }
 
-  void Log(const std::string& msg) {
-    syslog(LOG_ERR, "coffer crypt mount %s: %s", opts_.mountpoint.c_str(), msg.c_str());
-    if (opts_.foreground) fprintf(stderr, "coffer: mount: %s\n", msg.c_str());
-  }
+  void Log(const std::string& msg) { LogMountError(opts_.mountpoint, opts_.foreground, msg); }
 
   static std::string Rel(const char* path) {
     std::string p = path;
@@ -598,20 +595,6 @@ void OpDestroy(void* data) {
 
 }  // namespace
 
-int StatusToErrno(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kNotFound: return -ENOENT;
-    case StatusCode::kAlreadyExists: return -EEXIST;
-    case StatusCode::kPermissionDenied: return -EACCES;
-    case StatusCode::kNoSpace: return -ENOSPC;
-    case StatusCode::kInvalidArgument: return -EINVAL;
-    case StatusCode::kOutOfRange: return -EINVAL;
-    case StatusCode::kUnsupported: return -EOPNOTSUPP;
-    default: return -EIO;  // kDataLoss, kCorrupt, kIoError...
-  }
-}
-
 Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys& keys,
                      const rclone::NameOptions& names) {
   struct stat st;
@@ -619,7 +602,6 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
     return NotFound("encrypted folder " + options.encrypted_dir + " does not exist");
   if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return NotFound("mount point " + options.mountpoint + " does not exist or is not a folder");
-  if (::access("/dev/fuse", R_OK | W_OK) != 0) return FailedPrecondition("/dev/fuse is not usable: " + std::string(std::strerror(errno)));
   CryptMountOptions o = options;
   char real[PATH_MAX];
   if (::realpath(options.encrypted_dir.c_str(), real)) o.encrypted_dir = real;
@@ -649,55 +631,13 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
     x.destroy = OpDestroy;
     return x;
   }();
-  std::vector<std::string> argv_s = {"coffer", "-o", "fsname=coffer-crypt", "-o", "subtype=coffer",
-                                     "-o", "default_permissions"};
-  if (o.read_only) { argv_s.push_back("-o"); argv_s.push_back("ro"); }
-  if (o.debug) argv_s.push_back("-d");
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  struct fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
-  struct fuse* f = fuse_new(&args, &ops, sizeof ops, fs.get());
-  if (!f) return Internal("fuse_new failed (bad mount options?)");
-  if (fuse_mount(f, o.mountpoint.c_str()) != 0) {
-    fuse_destroy(f);
-    return IoError("could not mount on " + o.mountpoint + " (already mounted? not empty? see messages above)");
-  }
-  struct fuse_session* se = fuse_get_session(f);
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_unmount(f);
-    fuse_destroy(f);
-    return Internal("could not install signal handlers");
-  }
-  if (!o.foreground && fuse_daemonize(0) != 0) {
-    fuse_remove_signal_handlers(se);
-    fuse_unmount(f);
-    fuse_destroy(f);
-    return Internal("could not go to the background");
-  }
-  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, 8);
-  int rc = fuse_loop_mt(f, cfg);
-  fuse_loop_cfg_destroy(cfg);
-  fuse_remove_signal_handlers(se);
-  fuse_unmount(f);
-  fuse_destroy(f);  // calls destroy: the manifest is saved
-  if (rc < 0) return IoError("FUSE loop ended with error " + std::string(std::strerror(-rc)));
-  return Status::Ok();
-}
-
-Status Unmount(const std::string& mountpoint) {
-  if (::umount2(mountpoint.c_str(), 0) == 0) return Status::Ok();
-  int err = errno;
-  if (err == EINVAL) return InvalidArgument(mountpoint + " is not a mount point");
-  pid_t pid = fork();
-  if (pid == 0) {
-    execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return ErrnoStatus("unmount " + mountpoint, err);
-  return Status::Ok();
+  FuseRunOptions run;
+  run.mountpoint = o.mountpoint;
+  run.fsname = "coffer-crypt";
+  run.read_only = o.read_only;
+  run.foreground = o.foreground;
+  run.debug = o.debug;
+  return RunFuse(run, ops, fs.get());  // destroy (in RunFuse) saves the manifest
 }
 
 }  // namespace coffer::fuse
