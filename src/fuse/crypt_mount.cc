@@ -42,6 +42,18 @@ struct OpenFile {
   rclone::FileNonce nonce{};
   uint64_t cached_index = UINT64_MAX;
   Bytes cache;
+  // Streaming write-back for files written from empty strictly in order (the common `cp`/`dd`
+  // case): each full 64 KiB chunk is sealed and written to a temp file as it arrives, only the
+  // partial last chunk stays in memory, and flush seals it and renames the temp file into place.
+  // Any other access (a read, a write elsewhere, a truncate) first turns it back into `data`.
+  bool streaming = false;
+  int stream_fd = -1;
+  std::string stream_tmp;
+  rclone::FileNonce stream_nonce{};
+  uint64_t stream_chunks = 0;  // sealed chunks already in the temp file
+  Bytes tail;                  // plaintext after them (< 64 KiB)
+  crypto_hash_sha256_state stream_hash;
+  uint64_t Size() const { return streaming ? stream_chunks * kChunkDataSize + tail.size() : data.size(); }
 };
 
 class CryptFs {
@@ -151,6 +163,7 @@ class CryptFs {
 
   // Loads the whole plaintext (f->mu held).
   int Load(OpenFile& f) {
+    if (f.streaming) return Unstream(f);
     if (f.loaded) return 0;
     std::string enc = EncFile(f.rel);
     auto bytes = ReadFileBytes(enc);
@@ -165,8 +178,146 @@ class CryptFs {
     return 0;
   }
 
+  std::string TempPathFor(const std::string& enc) const {
+    size_t slash = enc.rfind('/');
+    return enc.substr(0, slash) + "/.coffer-tmp-" + HexEncode(RandomBytes(8));
+  }
+
+  static int PwriteAll(int fd, const uint8_t* p, size_t n, off_t off) {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd, p, n, off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      p += w;
+      n -= size_t(w);
+      off += w;
+    }
+    return 0;
+  }
+
+  // Starts streaming write-back for an empty, just created or truncated file (f->mu held).
+  void StartStream(OpenFile& f) {
+    if (f.streaming || !f.data.empty()) return;
+    std::string tmp = TempPathFor(EncFile(f.rel));
+    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);  // RDWR: Unstream reads it
+    if (fd < 0) return;  // stay on the in-memory path
+    f.stream_nonce = rclone::RandomFileNonce();
+    uint8_t header[kFileHeaderSize];
+    rclone::FileCipher::WriteHeader(f.stream_nonce, header);
+    if (PwriteAll(fd, header, sizeof header, 0) != 0) { ::close(fd); ::unlink(tmp.c_str()); return; }
+    crypto_hash_sha256_init(&f.stream_hash);
+    crypto_hash_sha256_update(&f.stream_hash, header, sizeof header);
+    f.streaming = true;
+    f.stream_fd = fd;
+    f.stream_tmp = tmp;
+    f.stream_chunks = 0;
+    f.tail.clear();
+    f.tail.reserve(kChunkDataSize);
+  }
+
+  // Seals and writes chunk `stream_chunks` from `plain` (f->mu held, streaming).
+  int StreamChunk(OpenFile& f, ByteSpan plain) {
+    uint8_t sealed[kChunkSize];
+    files_.SealChunk(f.stream_nonce, f.stream_chunks, plain, sealed);
+    size_t n = plain.size() + rclone::kChunkTagSize;
+    off_t off = off_t(kFileHeaderSize + f.stream_chunks * kChunkSize);
+    if (int e = PwriteAll(f.stream_fd, sealed, n, off)) return e;
+    crypto_hash_sha256_update(&f.stream_hash, sealed, n);
+    f.stream_chunks++;
+    return 0;
+  }
+
+  // Appends at the end of a streaming file; full chunks go straight to the temp file.
+  int StreamAppend(OpenFile& f, const uint8_t* p, size_t n) {
+    if (!f.tail.empty()) {
+      size_t take = std::min(n, kChunkDataSize - f.tail.size());
+      f.tail.insert(f.tail.end(), p, p + take);
+      p += take;
+      n -= take;
+      if (f.tail.size() < kChunkDataSize) return 0;
+      if (int e = StreamChunk(f, f.tail)) return e;
+      f.tail.clear();
+    }
+    while (n >= kChunkDataSize) {
+      if (int e = StreamChunk(f, ByteSpan(p, kChunkDataSize))) return e;
+      p += kChunkDataSize;
+      n -= kChunkDataSize;
+    }
+    f.tail.assign(p, p + n);
+    return 0;
+  }
+
+  void DropStream(OpenFile& f) {
+    if (f.stream_fd >= 0) ::close(f.stream_fd);
+    if (!f.stream_tmp.empty()) ::unlink(f.stream_tmp.c_str());
+    f.stream_fd = -1;
+    f.stream_tmp.clear();
+    f.streaming = false;
+    f.tail.clear();
+    f.tail.shrink_to_fit();
+  }
+
+  // Turns a streaming file back into plaintext in memory (f->mu held).
+  int Unstream(OpenFile& f) {
+    Bytes plain(f.Size());
+    Bytes sealed(kChunkSize);
+    for (uint64_t i = 0; i < f.stream_chunks; ++i) {
+      ssize_t n = ::pread(f.stream_fd, sealed.data(), kChunkSize, off_t(kFileHeaderSize + i * kChunkSize));
+      if (n != ssize_t(kChunkSize)) { Log(f.rel + ": could not read back the pending write"); return -EIO; }
+      Status s = files_.OpenChunk(f.stream_nonce, i, sealed, plain.data() + i * kChunkDataSize, f.rel);
+      if (!s.ok()) { Log(s.message()); return -EIO; }
+    }
+    std::memcpy(plain.data() + f.stream_chunks * kChunkDataSize, f.tail.data(), f.tail.size());
+    DropStream(f);
+    f.data = std::move(plain);
+    f.loaded = true;
+    f.dirty = true;
+    return 0;
+  }
+
+  // Seals the tail, makes the temp file durable if asked and renames it into place (f->mu held).
+  int FinishStream(OpenFile& f, bool sync) {
+    if (!f.tail.empty()) {
+      if (int e = StreamChunk(f, f.tail)) { DropStream(f); return e; }
+      f.tail.clear();
+    }
+    std::string enc_rel = EncRelFile(f.rel);
+    std::string enc = root_ + "/" + enc_rel;
+    uint64_t plain_size = f.stream_chunks * kChunkDataSize;  // recomputed below from the file size
+    struct stat st;
+    if (::fstat(f.stream_fd, &st) != 0) { int e = -errno; DropStream(f); return e; }
+    auto size = rclone::DecryptedSize(uint64_t(st.st_size));
+    if (size.ok()) plain_size = *size;
+    struct stat old;
+    if (::stat(enc.c_str(), &old) == 0) (void)::fchmod(f.stream_fd, old.st_mode & 07777);
+    if (sync && ::fsync(f.stream_fd) != 0) { int e = -errno; DropStream(f); return e; }
+    ::close(f.stream_fd);
+    f.stream_fd = -1;
+    if (::rename(f.stream_tmp.c_str(), enc.c_str()) != 0) { int e = -errno; DropStream(f); return e; }
+    f.stream_tmp.clear();
+    rclone::ManifestEntry e;
+    e.plain_size = plain_size;
+    e.encrypted_size = uint64_t(st.st_size);
+    crypto_hash_sha256_final(&f.stream_hash, e.sha256.data());
+    DropStream(f);
+    f.dirty = false;
+    f.loaded = false;  // later access reads the encrypted file
+    f.data.clear();
+    f.have_nonce = false;
+    f.cached_index = UINT64_MAX;
+    if (has_manifest_) {
+      std::lock_guard lock(man_mu_);
+      man_.files[enc_rel] = e;
+      man_dirty_ = true;
+    }
+    return 0;
+  }
+
   // Re-encrypts f to a temp file and renames it over the encrypted file (f->mu held).
   int WriteBack(OpenFile& f, bool sync) {
+    if (f.streaming) return FinishStream(f, sync);
     if (!f.dirty) return 0;
     std::string enc_rel = EncRelFile(f.rel);
     std::string enc = root_ + "/" + enc_rel;
@@ -274,7 +425,7 @@ int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
   if (::lstat(f.c_str(), st) == 0 && S_ISREG(st->st_mode)) {
     if (open) {
       std::lock_guard lock(open->mu);
-      if (open->loaded) { st->st_size = off_t(open->data.size()); return 0; }
+      if (open->loaded || open->streaming) { st->st_size = off_t(open->Size()); return 0; }
     }
     auto size = rclone::DecryptedSize(uint64_t(st->st_size));
     if (!size.ok()) { fs->Log(rel + ": " + size.status().message()); return -EIO; }
@@ -291,7 +442,7 @@ int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
     st->st_uid = getuid();
     st->st_gid = getgid();
     std::lock_guard lock(open->mu);
-    st->st_size = off_t(open->data.size());
+    st->st_size = off_t(open->Size());
     return 0;
   }
   return -ENOENT;
@@ -424,9 +575,11 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
   }
   if (writing) {
     if (fi->flags & O_TRUNC) {
+      if (f->streaming) fs->DropStream(*f);
       f->data.clear();
       f->loaded = true;
       f->dirty = true;
+      if (f->refs == 1) fs->StartStream(*f);
     } else if (int e = fs->Load(*f)) {
       lock.unlock();
       fs->Release(f);
@@ -454,11 +607,13 @@ int OpCreate(const char* path, mode_t mode, struct fuse_file_info* fi) {
   if (!ok) return -EIO;
   auto f = fs->Acquire(rel);
   std::lock_guard lock(f->mu);
+  if (f->streaming) fs->DropStream(*f);
   f->data.clear();
   f->loaded = true;
   f->dirty = true;
   f->have_nonce = false;
   f->cached_index = UINT64_MAX;
+  if (f->refs == 1) fs->StartStream(*f);
   fi->fh = reinterpret_cast<uint64_t>(f.get());
   return 0;
 }
@@ -468,6 +623,9 @@ int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
   std::lock_guard lock(f->mu);
+  if (f->streaming) {
+    if (int e = fs->Unstream(*f)) return e;
+  }
   if (f->loaded) {
     if (uint64_t(off) >= f->data.size()) return 0;
     size_t take = std::min(size, f->data.size() - size_t(off));
@@ -483,6 +641,15 @@ int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fu
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
   std::lock_guard lock(f->mu);
+  if (f->streaming && f->refs == 1 && uint64_t(off) == f->Size()) {
+    if (int e = fs->StreamAppend(*f, reinterpret_cast<const uint8_t*>(buf), size)) {
+      fs->DropStream(*f);  // the write failed: the file keeps its last written-back content
+      f->dirty = false;
+      f->loaded = false;
+      return e;
+    }
+    return int(size);
+  }
   if (int e = fs->Load(*f)) return e;
   uint64_t end = uint64_t(off) + size;
   if (end > f->data.size()) {
