@@ -30,6 +30,14 @@ using rclone::kChunkDataSize;
 using rclone::kChunkSize;
 using rclone::kFileHeaderSize;
 
+// An open encrypted file and its header nonce; closed when the last reader drops it.
+struct EncReader {
+  int fd = -1;
+  rclone::FileNonce nonce{};
+  uint64_t plain_size = 0;
+  ~EncReader() { if (fd >= 0) ::close(fd); }
+};
+
 struct OpenFile {
   std::mutex mu;
   std::string rel;         // plaintext path relative to the mount root
@@ -37,11 +45,9 @@ struct OpenFile {
   bool dirty = false;
   Bytes data;
   int refs = 0;
-  // Read path for files not loaded: header nonce and a one-chunk cache.
-  bool have_nonce = false;
-  rclone::FileNonce nonce{};
-  uint64_t cached_index = UINT64_MAX;
-  Bytes cache;
+  // Read path for files not loaded: the encrypted file, opened once (shared with in-flight reads,
+  // which decrypt without holding mu; dropped whenever the file is written back).
+  std::shared_ptr<EncReader> reader;
   // Streaming write-back for files written from empty strictly in order (the common `cp`/`dd`
   // case): each full 64 KiB chunk is sealed and written to a temp file as it arrives, only the
   // partial last chunk stays in memory, and flush seals it and renames the temp file into place.
@@ -207,8 +213,10 @@ class CryptFs {
     uint8_t header[kFileHeaderSize];
     rclone::FileCipher::WriteHeader(f.stream_nonce, header);
     if (PwriteAll(fd, header, sizeof header, 0) != 0) { ::close(fd); ::unlink(tmp.c_str()); return; }
-    crypto_hash_sha256_init(&f.stream_hash);
-    crypto_hash_sha256_update(&f.stream_hash, header, sizeof header);
+    if (has_manifest_) {  // the manifest records the encrypted file's SHA-256
+      crypto_hash_sha256_init(&f.stream_hash);
+      crypto_hash_sha256_update(&f.stream_hash, header, sizeof header);
+    }
     f.streaming = true;
     f.stream_fd = fd;
     f.stream_tmp = tmp;
@@ -224,7 +232,7 @@ class CryptFs {
     size_t n = plain.size() + rclone::kChunkTagSize;
     off_t off = off_t(kFileHeaderSize + f.stream_chunks * kChunkSize);
     if (int e = PwriteAll(f.stream_fd, sealed, n, off)) return e;
-    crypto_hash_sha256_update(&f.stream_hash, sealed, n);
+    if (has_manifest_) crypto_hash_sha256_update(&f.stream_hash, sealed, n);
     f.stream_chunks++;
     return 0;
   }
@@ -300,13 +308,12 @@ class CryptFs {
     rclone::ManifestEntry e;
     e.plain_size = plain_size;
     e.encrypted_size = uint64_t(st.st_size);
-    crypto_hash_sha256_final(&f.stream_hash, e.sha256.data());
+    if (has_manifest_) crypto_hash_sha256_final(&f.stream_hash, e.sha256.data());
     DropStream(f);
     f.dirty = false;
     f.loaded = false;  // later access reads the encrypted file
     f.data.clear();
-    f.have_nonce = false;
-    f.cached_index = UINT64_MAX;
+    f.reader.reset();
     if (has_manifest_) {
       std::lock_guard lock(man_mu_);
       man_.files[enc_rel] = e;
@@ -344,8 +351,7 @@ class CryptFs {
     ::close(fd);
     if (::rename(tmp.c_str(), enc.c_str()) != 0) { int err = errno; ::unlink(tmp.c_str()); return -err; }
     f.dirty = false;
-    f.have_nonce = false;
-    f.cached_index = UINT64_MAX;
+    f.reader.reset();
     if (has_manifest_) {
       rclone::ManifestEntry e;
       e.plain_size = f.data.size();
@@ -358,44 +364,67 @@ class CryptFs {
     return 0;
   }
 
-  // Reads from the encrypted file chunk by chunk (f->mu held, file not loaded).
-  int ReadEncrypted(OpenFile& f, char* buf, size_t size, off_t off) {
-    std::string enc = EncFile(f.rel);
-    int fd = ::open(enc.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    struct stat st;
-    ::fstat(fd, &st);
-    auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
-    if (!plain_size.ok()) { ::close(fd); Log(f.rel + ": " + plain_size.status().message()); return -EIO; }
-    if (!f.have_nonce) {
+  // Opens the encrypted file for reading once (f->mu held, file not loaded).
+  int GetReader(OpenFile& f, std::shared_ptr<EncReader>* out) {
+    if (!f.reader) {
+      auto r = std::make_shared<EncReader>();
+      r->fd = ::open(EncFile(f.rel).c_str(), O_RDONLY | O_CLOEXEC);
+      if (r->fd < 0) return -errno;
+      struct stat st;
+      if (::fstat(r->fd, &st) != 0) return -errno;
+      auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
+      if (!plain_size.ok()) { Log(f.rel + ": " + plain_size.status().message()); return -EIO; }
       uint8_t header[kFileHeaderSize];
-      ssize_t n = ::pread(fd, header, sizeof header, 0);
+      ssize_t n = ::pread(r->fd, header, sizeof header, 0);
       auto nonce = rclone::FileCipher::ParseHeader(ByteSpan(header, n < 0 ? 0 : size_t(n)), f.rel);
-      if (!nonce.ok()) { ::close(fd); Log(nonce.status().message()); return -EIO; }
-      f.nonce = *nonce;
-      f.have_nonce = true;
+      if (!nonce.ok()) { Log(nonce.status().message()); return -EIO; }
+      r->nonce = *nonce;
+      r->plain_size = *plain_size;
+      f.reader = std::move(r);
+    }
+    *out = f.reader;
+    return 0;
+  }
+
+  // Reads [off, off+size) from the encrypted file: one pread for every chunk the range touches,
+  // whole chunks opened straight into buf. Thread-safe (no OpenFile state): concurrent
+  // readahead requests decrypt in parallel.
+  int ReadEncrypted(const EncReader& r, const std::string& rel, char* buf, size_t size, off_t off) {
+    if (off < 0 || uint64_t(off) >= r.plain_size) return 0;
+    size = size_t(std::min<uint64_t>(size, r.plain_size - uint64_t(off)));
+    uint64_t first = uint64_t(off) / kChunkDataSize, last = (uint64_t(off) + size - 1) / kChunkDataSize;
+    thread_local Bytes sealed, plain(kChunkDataSize);
+    sealed.resize(size_t(last - first + 1) * kChunkSize);
+    off_t at = off_t(kFileHeaderSize + first * kChunkSize);
+    size_t got = 0;
+    while (got < sealed.size()) {
+      ssize_t n = ::pread(r.fd, sealed.data() + got, sealed.size() - got, at + off_t(got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      if (n == 0) break;
+      got += size_t(n);
     }
     size_t copied = 0;
-    Bytes sealed(kChunkSize);
-    while (copied < size && uint64_t(off) + copied < *plain_size) {
-      uint64_t pos = uint64_t(off) + copied;
-      uint64_t index = pos / kChunkDataSize;
-      if (f.cached_index != index) {
-        ssize_t n = ::pread(fd, sealed.data(), kChunkSize, off_t(kFileHeaderSize + index * kChunkSize));
-        if (n < 0) { int err = errno; ::close(fd); return -err; }
-        f.cache.resize(kChunkDataSize);
-        Status s = files_.OpenChunk(f.nonce, index, ByteSpan(sealed.data(), size_t(n)), f.cache.data(), f.rel);
-        if (!s.ok()) { ::close(fd); f.cached_index = UINT64_MAX; Log(s.message()); return -EIO; }
-        f.cache.resize(size_t(n) - rclone::kChunkTagSize);
-        f.cached_index = index;
+    for (uint64_t i = first; i <= last; ++i) {
+      size_t sealed_at = size_t(i - first) * kChunkSize;
+      size_t len = got > sealed_at ? std::min(kChunkSize, got - sealed_at) : 0;
+      uint64_t chunk_start = i * kChunkDataSize;
+      size_t within = size_t(uint64_t(off) + copied - chunk_start);
+      if (len <= rclone::kChunkTagSize || within >= len - rclone::kChunkTagSize) {
+        Log(rel + ": the encrypted file is shorter than its size says (cut while mounted?)");
+        return -EIO;
       }
-      size_t within = size_t(pos % kChunkDataSize);
-      if (within >= f.cache.size()) break;
-      size_t take = std::min(size - copied, f.cache.size() - within);
-      std::memcpy(buf + copied, f.cache.data() + within, take);
+      size_t data_len = len - rclone::kChunkTagSize;
+      size_t take = std::min(size - copied, data_len - within);
+      bool direct = within == 0 && take == data_len;
+      uint8_t* dst = direct ? reinterpret_cast<uint8_t*>(buf + copied) : plain.data();
+      Status s = files_.OpenChunk(r.nonce, i, ByteSpan(sealed.data() + sealed_at, len), dst, rel);
+      if (!s.ok()) { Log(s.message()); return -EIO; }
+      if (!direct) std::memcpy(buf + copied, plain.data() + within, take);
       copied += take;
     }
-    ::close(fd);
     return int(copied);
   }
 
@@ -611,8 +640,7 @@ int OpCreate(const char* path, mode_t mode, struct fuse_file_info* fi) {
   f->data.clear();
   f->loaded = true;
   f->dirty = true;
-  f->have_nonce = false;
-  f->cached_index = UINT64_MAX;
+  f->reader.reset();
   if (f->refs == 1) fs->StartStream(*f);
   fi->fh = reinterpret_cast<uint64_t>(f.get());
   return 0;
@@ -622,7 +650,7 @@ int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file
   CryptFs* fs = Fs();
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
-  std::lock_guard lock(f->mu);
+  std::unique_lock lock(f->mu);
   if (f->streaming) {
     if (int e = fs->Unstream(*f)) return e;
   }
@@ -632,7 +660,11 @@ int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file
     std::memcpy(buf, f->data.data() + off, take);
     return int(take);
   }
-  return fs->ReadEncrypted(*f, buf, size, off);
+  std::shared_ptr<EncReader> reader;
+  if (int e = fs->GetReader(*f, &reader)) return e;
+  std::string rel = f->rel;
+  lock.unlock();  // decrypt outside the file's lock
+  return fs->ReadEncrypted(*reader, rel, buf, size, off);
 }
 
 int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
@@ -641,6 +673,18 @@ int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fu
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
   std::lock_guard lock(f->mu);
+  // A write at 0 into an empty file (dd flushes right after create, then writes) streams again.
+  if (!f->streaming && !f->dirty && f->refs == 1 && off == 0) {
+    struct stat st;
+    bool empty = f->loaded ? f->data.empty()
+                           : ::lstat(fs->EncFile(f->rel).c_str(), &st) == 0 && uint64_t(st.st_size) == kFileHeaderSize;
+    if (empty) {
+      f->data.clear();
+      f->loaded = true;
+      f->dirty = true;
+      fs->StartStream(*f);
+    }
+  }
   if (f->streaming && f->refs == 1 && uint64_t(off) == f->Size()) {
     if (int e = fs->StreamAppend(*f, reinterpret_cast<const uint8_t*>(buf), size)) {
       fs->DropStream(*f);  // the write failed: the file keeps its last written-back content
@@ -675,8 +719,17 @@ int OpTruncate(const char* path, off_t size, struct fuse_file_info* fi) {
   int rc;
   {
     std::lock_guard lock(f->mu);
-    rc = fs->Load(*f);
-    if (rc == 0) {
+    // A streaming file keeps streaming through no-op and to-zero truncates (dd, shells' >).
+    if (f->streaming && uint64_t(size) == f->Size()) {
+      rc = 0;
+    } else if (f->streaming && size == 0 && fi) {
+      fs->DropStream(*f);
+      fs->StartStream(*f);
+      rc = 0;
+    } else {
+      rc = fs->Load(*f);
+    }
+    if (rc == 0 && !f->streaming) {
       f->data.resize(size_t(size));
       f->dirty = true;
       if (!fi) rc = fs->WriteBack(*f, false);

@@ -127,6 +127,7 @@ Status RunFuse(const FuseRunOptions& o, const struct fuse_operations& ops, void*
   } else {
     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, unsigned(o.max_threads));
+    fuse_loop_cfg_set_idle_threads(cfg, unsigned(o.max_threads));  // no thread churn per request
     rc = fuse_loop_mt(f, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
