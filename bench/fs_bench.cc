@@ -5,6 +5,8 @@
 // For each phase it prints bytes read / programmed / erased at the block-device boundary (what
 // littlefs's bench runner counts through its emulated block device) and wall time, then the sealed /
 // plain time ratio (goal <= 1.5). Run: build/bench/coffer_fs_bench [--quick]
+#include <time.h>
+
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -61,8 +63,15 @@ struct BenchGeometry {
 struct PhaseResult {
   std::string name;
   uint64_t read, prog, erase;
-  double seconds;
+  double seconds;      // wall time
+  double cpu_seconds;  // this thread's CPU time (robust on a shared machine; equal when idle)
 };
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) {
@@ -100,9 +109,10 @@ std::vector<PhaseResult> RunWorkload(BlockDevice& base, const BenchGeometry& bg,
   auto phase = [&](const char* name, const std::function<void()>& body) {
     uint64_t r0 = dev.read, p0 = dev.prog, e0 = dev.erase;
     auto t0 = std::chrono::steady_clock::now();
+    double c0 = ThreadCpuSeconds();
     body();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    out.push_back({name, dev.read - r0, dev.prog - p0, dev.erase - e0, secs});
+    out.push_back({name, dev.read - r0, dev.prog - p0, dev.erase - e0, secs, ThreadCpuSeconds() - c0});
   };
   const int files = quick ? 100 : 1000;
   const uint32_t big = quick ? (1u << 20) : (8u << 20);
@@ -176,24 +186,37 @@ void Print(const char* device, const BenchGeometry& bg, const std::vector<PhaseR
   std::printf("\n%s, %s (read %u, prog %u, block %u x %u, cache %u, lookahead %u, block_cycles 500, disk 2.1)\n",
               device, bg.name, bg.geometry.read_size, bg.geometry.prog_size, bg.geometry.block_size,
               bg.geometry.block_count, bg.cache_size, bg.lookahead_size);
-  std::printf("  %-36s %14s %14s %14s %10s\n", "phase", "bytes read", "bytes prog", "bytes erased", "seconds");
-  PhaseResult total{"total", 0, 0, 0, 0};
+  std::printf("  %-36s %14s %14s %14s %10s %10s\n", "phase", "bytes read", "bytes prog", "bytes erased", "seconds",
+              "cpu s");
+  PhaseResult total{"total", 0, 0, 0, 0, 0};
   for (const auto& p : phases) {
-    std::printf("  %-36s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %10.3f\n", p.name.c_str(), p.read, p.prog,
-                p.erase, p.seconds);
+    std::printf("  %-36s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %10.3f %10.3f\n", p.name.c_str(), p.read,
+                p.prog, p.erase, p.seconds, p.cpu_seconds);
     total.read += p.read;
     total.prog += p.prog;
     total.erase += p.erase;
     total.seconds += p.seconds;
+    total.cpu_seconds += p.cpu_seconds;
   }
-  std::printf("  %-36s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %10.3f\n", "total", total.read, total.prog,
-              total.erase, total.seconds);
+  std::printf("  %-36s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %10.3f %10.3f\n", "total", total.read, total.prog,
+              total.erase, total.seconds, total.cpu_seconds);
 }
 
-[[maybe_unused]] double TotalSeconds(const std::vector<PhaseResult>& v) {
+[[maybe_unused]] double TotalSeconds(const std::vector<PhaseResult>& v, bool cpu = false) {
   double s = 0;
-  for (const auto& p : v) s += p.seconds;
+  for (const auto& p : v) s += cpu ? p.cpu_seconds : p.seconds;
   return s;
+}
+
+// Runs the workload `repeats` times on fresh devices and keeps the fastest run (counts are identical
+// across runs; times on a shared machine are not).
+std::vector<PhaseResult> BestOf(int repeats, const std::function<std::vector<PhaseResult>()>& run) {
+  std::vector<PhaseResult> best;
+  for (int i = 0; i < repeats; ++i) {
+    auto r = run();
+    if (best.empty() || TotalSeconds(r) < TotalSeconds(best)) best = std::move(r);
+  }
+  return best;
 }
 
 #ifdef COFFER_BENCH_SEALED
@@ -229,7 +252,22 @@ std::unique_ptr<BlockDevice> MakeSealed(const BlockGeometry& g) {
 
 int main(int argc, char** argv) {
   using namespace coffer;
-  bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  bool quick = false;
+  int repeats = 0;
+  uint32_t only_block_size = 0;  // 0: every geometry
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+      repeats = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--block-size") == 0 && i + 1 < argc) {
+      only_block_size = uint32_t(std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: coffer_fs_bench [--quick] [--repeat N] [--block-size 4096|256]\n");
+      return 2;
+    }
+  }
+  if (repeats <= 0) repeats = quick ? 5 : 1;
   std::vector<BenchGeometry> geometries = {
       {"flash 4 KiB blocks", BlockGeometry{256, 256, 4096, 8192}, 512, 64},
       {"remote-disk 256 B blocks", BlockGeometry{256, 256, 256, 131072}, 256, 256},
@@ -237,20 +275,27 @@ int main(int argc, char** argv) {
   std::printf("coffer fs benchmark%s: littlefs workloads, counts at the block-device boundary\n",
               quick ? " (--quick: 100 files, 1 MiB file, 20 overwrites)" : "");
   for (const auto& bg : geometries) {
-    MemoryBlockDevice plain(bg.geometry);
-    auto plain_result = RunWorkload(plain, bg, quick);
+    if (only_block_size && bg.geometry.block_size != only_block_size) continue;
+    auto plain_result = BestOf(repeats, [&] {
+      MemoryBlockDevice plain(bg.geometry);
+      return RunWorkload(plain, bg, quick);
+    });
     Print("memory device", bg, plain_result);
 #ifdef COFFER_BENCH_SEALED
-    auto sealed = MakeSealed(bg.geometry);
-    if (sealed->geometry().read_size != bg.geometry.read_size || sealed->geometry().block_count < bg.geometry.block_count) {
-      std::printf("  (sealed volume geometry %s differs; skipping)\n", sealed->geometry().ToString().c_str());
+    auto probe = MakeSealed(bg.geometry);
+    if (probe->geometry().read_size != bg.geometry.read_size || probe->geometry().block_count < bg.geometry.block_count) {
+      std::printf("  (sealed volume geometry %s differs; skipping)\n", probe->geometry().ToString().c_str());
       continue;
     }
-    BenchGeometry sg = bg;
-    auto sealed_result = RunWorkload(*sealed, sg, quick);
+    probe.reset();
+    auto sealed_result = BestOf(repeats, [&] {
+      auto sealed = MakeSealed(bg.geometry);
+      return RunWorkload(*sealed, bg, quick);
+    });
     Print("sealed volume (XChaCha20-Poly1305, memory backing store, memory anchor)", bg, sealed_result);
-    double ratio = TotalSeconds(sealed_result) / TotalSeconds(plain_result);
-    std::printf("  sealed / plain time ratio: %.2f (goal <= 1.5)\n", ratio);
+    std::printf("  sealed / plain time ratio (best of %d): wall %.2f, cpu %.2f (goal <= 1.5)\n", repeats,
+                TotalSeconds(sealed_result) / TotalSeconds(plain_result),
+                TotalSeconds(sealed_result, true) / TotalSeconds(plain_result, true));
 #else
     std::printf("  sealed volume: not in this build (volume module missing)\n");
 #endif

@@ -64,7 +64,7 @@ TEST_F(VolumeCli, InfoJsonDescribesTheVolume) {
   EXPECT_EQ(j["cipher"], "xchacha20-poly1305");
   EXPECT_EQ(j["sector_size"], 1024);
   EXPECT_EQ(j["size_bytes"], 1 << 20);
-  EXPECT_EQ(j["format_version"], 1);
+  EXPECT_EQ(j["format_version"], 2);
   EXPECT_EQ(j["counter"], 0);
   EXPECT_EQ(j["volume_id"].get<std::string>().size(), 32u);
   ASSERT_EQ(j["slots"].size(), 1u);

@@ -28,6 +28,13 @@ TEST(Hash, Blake2b256OfEmptyAndSplitInputsAgree) {
   EXPECT_NE(HexEncode(k1), HexEncode(k2));
 }
 
+TEST(Hash, Sha256Fips180KnownAnswersAndSplitInputs) {
+  EXPECT_EQ(HexEncode(Sha256({})), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(HexEncode(Sha256({AsBytes("abc")})), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(HexEncode(Sha256({AsBytes("abcdbcdecdefdefgefghfghighij"), AsBytes("hijkijkljklmklmnlmnomnopnopq")})),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
 TEST(Hash, Argon2idIsDeterministicAndSaltSensitive) {
   Argon2Params p{.ops = 1, .mem_bytes = 64 << 10};
   Bytes salt(16, 7), salt2(16, 8);

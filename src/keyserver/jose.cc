@@ -11,19 +11,18 @@
 #include <algorithm>
 #include <memory>
 
+#include "pki/openssl_util.h"
+
 namespace coffer::jose {
 namespace {
 
 template <auto F>
-struct Del {
-  template <typename T>
-  void operator()(T* p) const { F(p); }
-};
+using Del = pki::Deleter<F>;
 using GroupPtr = std::unique_ptr<EC_GROUP, Del<EC_GROUP_free>>;
 using PointPtr = std::unique_ptr<EC_POINT, Del<EC_POINT_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Del<BN_clear_free>>;
+using BnPtr = pki::BN_ptr;
 using CtxPtr = std::unique_ptr<BN_CTX, Del<BN_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Del<EVP_PKEY_free>>;
+using PkeyPtr = pki::EVP_PKEY_ptr;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Del<EVP_MD_CTX_free>>;
 using SigPtr = std::unique_ptr<ECDSA_SIG, Del<ECDSA_SIG_free>>;
 

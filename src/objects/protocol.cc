@@ -403,6 +403,25 @@ class LocalConnection : public ObjectConnection {
   uint64_t quota_;
 };
 
+Status CheckNames(const std::string& share, const std::string& id) {
+  COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
+  return CheckEncodable(share, "share name");
+}
+
+// CREATE and PUT carry the same fields: open flags, the object's attributes, the names, the data.
+Bytes WriteRequest(Op op, const std::string& share, const std::string& id, uint32_t flags, const CreateAttrs& attrs,
+                   ByteSpan data) {
+  Bytes req = Encode(op);
+  AppendLe32(req, flags);
+  AppendLe32(req, attrs.object_flags);
+  AppendLe32(req, attrs.user_flags);
+  AppendLe64(req, attrs.user_capacity);
+  PutStr8(req, share);
+  PutStr8(req, id);
+  Append(req, data);
+  return req;
+}
+
 class SocketConnection : public ObjectConnection {
  public:
   explicit SocketConnection(int fd) : fd_(fd) {}
@@ -410,25 +429,15 @@ class SocketConnection : public ObjectConnection {
 
   Result<uint32_t> Create(const std::string& share, const std::string& id, uint32_t flags,
                           const CreateAttrs& attrs, ByteSpan initial) override {
-    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
-    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    COFFER_RETURN_IF_ERROR(CheckNames(share, id));
     if (initial.size() > kMaxChunk) return InvalidArgument("initial data above 1 MiB: write it in chunks");
-    Bytes req = Encode(Op::kCreate);
-    AppendLe32(req, flags);
-    AppendLe32(req, attrs.object_flags);
-    AppendLe32(req, attrs.user_flags);
-    AppendLe64(req, attrs.user_capacity);
-    PutStr8(req, share);
-    PutStr8(req, id);
-    Append(req, initial);
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(WriteRequest(Op::kCreate, share, id, flags, attrs, initial)));
     return U32At(resp);
   }
   Result<ObjectContents> ReadObject(const std::string& share, const std::string& id, uint64_t offset,
                                     size_t max_length) override {
     if (max_length > kMaxChunk) return ObjectConnection::ReadObject(share, id, offset, max_length);
-    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
-    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    COFFER_RETURN_IF_ERROR(CheckNames(share, id));
     Bytes req = Encode(Op::kGet);
     AppendLe32(req, kAccessRead | kShareRead);
     PutStr8(req, share);
@@ -450,21 +459,11 @@ class SocketConnection : public ObjectConnection {
   Status WriteObject(const std::string& share, const std::string& id, uint32_t flags, const CreateAttrs& attrs,
                      ByteSpan data) override {
     if (data.size() > kMaxChunk) return ObjectConnection::WriteObject(share, id, flags, attrs, data);
-    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
-    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
-    Bytes req = Encode(Op::kPut);
-    AppendLe32(req, flags);
-    AppendLe32(req, attrs.object_flags);
-    AppendLe32(req, attrs.user_flags);
-    AppendLe64(req, attrs.user_capacity);
-    PutStr8(req, share);
-    PutStr8(req, id);
-    Append(req, data);
-    return Call(req).status();
+    COFFER_RETURN_IF_ERROR(CheckNames(share, id));
+    return Call(WriteRequest(Op::kPut, share, id, flags, attrs, data)).status();
   }
   Result<uint32_t> Open(const std::string& share, const std::string& id, uint32_t flags) override {
-    COFFER_RETURN_IF_ERROR(CheckEncodable(id, "object id"));
-    COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
+    COFFER_RETURN_IF_ERROR(CheckNames(share, id));
     Bytes req = Encode(Op::kOpen);
     AppendLe32(req, flags);
     PutStr8(req, share);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory_resource>
 #include <set>
 #include <unordered_map>
 
 #include "coffer/base/random.h"
 #include "coffer/crypt/hash.h"
+#include "volume/plain_cache.h"
 #include "volume/volume_format.h"
 
 namespace coffer {
@@ -31,32 +33,36 @@ Result<CipherSuite> ParseCipherSuite(std::string_view name) {
 
 namespace {
 
+// Whole-sector progs of sectors at least this large are sealed at once (see SealedVolume::Prog).
+constexpr uint32_t kSealAtProgMinSector = 2048;
 constexpr uint64_t kGcmWriteLimit = uint64_t(1) << 32;  // random 96-bit nonces: NIST SP 800-38D bound
 const Hash256 kZeroHash{};
 
 bool IsZero(ByteSpan b) {
   return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
 }
+// All bytes 0xff: the first is, and every byte equals its successor (memcmp is vectorised).
 bool IsErased(ByteSpan b) {
-  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0xff; });
+  return b.empty() || (b[0] == 0xff && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
 }
 
-// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 170 sectors, not per sector).
+// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 2730 sectors, not per
+// sector: in a VM each system call costs about as much as sealing a small sector).
 class NonceSource {
  public:
   void Take(uint8_t* out, size_t n) {
-    if (pos_ + n > sizeof buf_) {
+    if (pos_ + n > buf_.size()) {
       FillRandom(buf_);
       pos_ = 0;
     }
-    std::memcpy(out, buf_ + pos_, n);
-    std::memset(buf_ + pos_, 0, n);  // never hand out the same bytes twice
+    std::memcpy(out, buf_.data() + pos_, n);
+    std::memset(buf_.data() + pos_, 0, n);  // never hand out the same bytes twice
     pos_ += n;
   }
 
  private:
-  uint8_t buf_[4080];
-  size_t pos_ = sizeof buf_;
+  Bytes buf_ = Bytes(65520);
+  size_t pos_ = 65520;
 };
 
 struct SlotKeys {
@@ -97,9 +103,21 @@ struct SealedVolume::State {
     bool dirty = false;
   };
   std::unordered_map<uint64_t, Node> nodes;  // by global node index
-  std::map<uint64_t, Bytes> dirty;           // sector -> plaintext, until Sync
-  std::vector<std::pair<uint64_t, Bytes>> clean;  // small cache of verified plaintext
-  size_t clean_next = 0;
+  // A sector changed since the last commit. A whole-sector prog is sealed at once (for the coming
+  // commit's version), so the plaintext is never copied; partial progs keep plaintext until Sync.
+  struct DirtySector {
+    enum Kind : uint8_t { kErased, kPlain, kSealed } kind = kErased;
+    Bytes buf;    // kPlain: the plaintext; kSealed: the sealed record image; kErased: unused
+    Bytes plain;  // kSealed: its plaintext once read back before the commit (else empty)
+  };
+  // Map nodes come from a pool that keeps freed nodes: a commit of N sectors would otherwise free
+  // N nodes that the next N writes allocate again.
+  std::pmr::unsynchronized_pool_resource dirty_pool;
+  std::pmr::unordered_map<uint64_t, DirtySector> dirty{&dirty_pool};  // until Sync
+  std::vector<Bytes> spare_plain, spare_sealed;     // buffers for reuse (no allocation per write)
+  uint64_t pending_seals = 0;                       // AEAD calls since the last commit (GCM budget)
+  Bytes erased_sector;                              // sector_size bytes of 0xff
+  volume_internal::PlainCache cache;  // verified plaintext of committed sectors
   Status broken;  // set after a failed commit or a crypto-erase
   NonceSource nonces;
   Bytes read_scratch;    // sealed sector bytes being verified
@@ -109,17 +127,78 @@ struct SealedVolume::State {
   size_t node_bytes() const { return size_t(layout().fanout) * 32; }
   size_t sealed_bytes() const { return layout().sector_size + volume_format::kSectorOverhead; }
 
+  // Version 2 hashes nodes with SHA-256 (SHA-NI), version 1 with BLAKE2b-256.
   Hash256 NodeHash(uint32_t level, uint64_t index, ByteSpan content) const {
     if (IsZero(content)) return kZeroHash;
     uint8_t meta[9];
     meta[0] = uint8_t(level);
     PutLe64(meta + 1, index);
+    if (header.version >= 2) return Sha256({AsBytes("coffer-node-v2"), meta, content});
     return Blake2b256({AsBytes("coffer-node-v1"), meta, content});
   }
-  Hash256 LeafHash(uint64_t sector, ByteSpan version_and_nonce, ByteSpan tag) const {
+  // A sealed sector's leaf. Version 2: its version and nonce bytes as they are (the nonce is never
+  // reused and the AEAD binds the ciphertext to it, so they identify the content; docs/security.md).
+  // Version 1 hashed them with the index and tag.
+  Hash256 Leaf(uint64_t sector, const uint8_t* sealed) const {
+    Hash256 leaf;
+    if (header.version >= 2) {
+      std::memcpy(leaf.data(), sealed, 32);
+      return leaf;
+    }
     uint8_t idx[8];
     PutLe64(idx, sector);
-    return Blake2b256({AsBytes("coffer-leaf-v1"), idx, version_and_nonce, tag});
+    return Blake2b256({AsBytes("coffer-leaf-v1"), idx, {sealed, 32}, {sealed + 32 + layout().sector_size, 16}});
+  }
+  size_t record_image_bytes() const { return size_t(layout().records_per_sector) * layout().record_size; }
+  Bytes TakeBuffer(std::vector<Bytes>& spare, size_t size) {
+    if (spare.empty()) return Bytes(size);
+    Bytes b = std::move(spare.back());
+    spare.pop_back();
+    return b;
+  }
+  Bytes TakePlain() { return TakeBuffer(spare_plain, layout().sector_size); }
+  Bytes TakeSealed() { return TakeBuffer(spare_sealed, record_image_bytes()); }
+  void Recycle(DirtySector& d) {
+    if (d.kind == DirtySector::kPlain) spare_plain.push_back(std::move(d.buf));
+    if (d.kind == DirtySector::kSealed) spare_sealed.push_back(std::move(d.buf));
+    if (!d.plain.empty()) spare_plain.push_back(std::move(d.plain));
+    d.buf = Bytes();
+    d.plain = Bytes();
+  }
+
+  // Seals plaintext for `sector` into a record image `out` (record_image_bytes(): version, fresh
+  // nonce, ciphertext, tag, zero padding) as of commit `version`.
+  Status SealSector(uint64_t sector, uint64_t version, ByteSpan plain, uint8_t* out) {
+    const Layout& l = layout();
+    if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + pending_seals >= kGcmWriteLimit) {
+      return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
+                                "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
+    }
+    size_t sealed_end = 32 + size_t(l.sector_size) + 16;
+    std::memset(out + sealed_end, 0, record_image_bytes() - sealed_end);
+    PutLe64(out, version);
+    nonces.Take(out + 8, volume_format::kNonceSize);
+    uint8_t ad[32];
+    SectorAd(sector, version, ad);
+    pending_seals++;
+    return aead->Seal({out + 8, aead->nonce_size()}, ad, plain, {out + 32, l.sector_size + 16});
+  }
+
+  // The plaintext of a kSealed dirty sector (read back before its commit): decrypted once and kept
+  // beside the sealed record, which stays valid, so the commit does not seal it again.
+  Result<const uint8_t*> SealedPlain(uint64_t sector, DirtySector& d) {
+    if (!d.plain.empty()) return d.plain.data();
+    const Layout& l = layout();
+    Bytes plain = TakePlain();
+    uint8_t ad[32];
+    SectorAd(sector, GetLe64(d.buf.data()), ad);
+    Status s = aead->Open({d.buf.data() + 8, aead->nonce_size()}, ad, {d.buf.data() + 32, l.sector_size + 16}, plain);
+    if (!s.ok()) {
+      spare_plain.push_back(std::move(plain));
+      return s.WithContext("sector " + std::to_string(sector) + " buffered in memory");
+    }
+    d.plain = std::move(plain);
+    return d.plain.data();
   }
   void SectorAd(uint64_t sector, uint64_t version, uint8_t ad[32]) const {
     std::memcpy(ad, header.id.data(), 16);
@@ -161,7 +240,7 @@ struct SealedVolume::State {
     return &nodes.emplace(global, std::move(node)).first->second;
   }
 
-  Result<Hash256> Leaf(uint64_t sector) {
+  Result<Hash256> CommittedLeaf(uint64_t sector) {
     COFFER_ASSIGN_OR_RETURN(Node * n, LoadNode(1, sector / layout().fanout));
     Hash256 h;
     std::memcpy(h.data(), n->content.data() + (sector % layout().fanout) * 32, 32);
@@ -171,7 +250,7 @@ struct SealedVolume::State {
   // Committed plaintext of a sector, verified against the tree and its AEAD tag.
   Status LoadCommitted(uint64_t sector, uint8_t* out) {
     const Layout& l = layout();
-    COFFER_ASSIGN_OR_RETURN(Hash256 leaf, Leaf(sector));
+    COFFER_ASSIGN_OR_RETURN(Hash256 leaf, CommittedLeaf(sector));
     if (leaf == kZeroHash) {
       std::memset(out, 0xff, l.sector_size);
       return Status::Ok();
@@ -180,8 +259,7 @@ struct SealedVolume::State {
     raw.resize(size_t(l.records_per_sector) * l.record_size);
     COFFER_RETURN_IF_ERROR(
         store->Read(l.first_sector_record + sector * l.records_per_sector, l.records_per_sector, raw));
-    const uint8_t* tag = raw.data() + 32 + l.sector_size;
-    if (LeafHash(sector, {raw.data(), 32}, {tag, 16}) != leaf) {
+    if (Leaf(sector, raw.data()) != leaf) {
       return DataLoss("sector " + std::to_string(sector) + " of " + store->Describe() +
                       " does not match the hash tree: it was modified, swapped with another sector or replayed "
                       "from an older state");
@@ -202,45 +280,71 @@ struct SealedVolume::State {
 
   // Plaintext for reading: dirty buffer, clean cache, or verified load into the cache.
   Result<const uint8_t*> SectorForRead(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) return it->second.data();
-    for (auto& [s, data] : clean) {
-      if (s == sector) return data.data();
+    if (auto it = dirty.find(sector); it != dirty.end()) {
+      DirtySector& d = it->second;
+      if (d.kind == DirtySector::kErased) return erased_sector.data();
+      if (d.kind == DirtySector::kSealed) return SealedPlain(sector, d);
+      return d.buf.data();
     }
-    if (clean.size() < 16) {
-      Bytes data(layout().sector_size);
-      COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
-      clean.emplace_back(sector, std::move(data));
-      return clean.back().second.data();
-    }
-    // Reuse the evicted entry's buffer; on failure it no longer caches anything.
-    clean_next = (clean_next + 1) % clean.size();
-    auto& entry = clean[clean_next];
-    entry.first = UINT64_MAX;
-    entry.second.resize(layout().sector_size);
-    COFFER_RETURN_IF_ERROR(LoadCommitted(sector, entry.second.data()));
-    entry.first = sector;
-    return entry.second.data();
+    if (const uint8_t* p = cache.Find(sector)) return p;
+    return LoadIntoCache(sector);
   }
 
-  void DropClean(uint64_t sector) {
-    for (auto& e : clean) {
-      if (e.first == sector) e.first = UINT64_MAX;
+  // Verifies and decrypts a committed sector into a cache slot (dropped again on failure).
+  Result<const uint8_t*> LoadIntoCache(uint64_t sector) {
+    uint8_t* slot = cache.Insert(sector);
+    Status s = LoadCommitted(sector, slot);
+    if (!s.ok()) {
+      cache.Drop(sector);
+      return s;
     }
+    return slot;
   }
 
+  void DropClean(uint64_t sector) { cache.Drop(sector); }
+
+  // Plaintext to prog into (read-modify-write of a partial prog).
   Result<Bytes*> SectorForWrite(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) return &it->second;
-    Bytes data(layout().sector_size);
-    bool cached = false;
-    for (auto& [s, d] : clean) {
-      if (s == sector) {
-        data = d;
-        cached = true;
+    if (auto it = dirty.find(sector); it != dirty.end()) {
+      DirtySector& d = it->second;
+      if (d.kind == DirtySector::kErased) {
+        d.buf = TakePlain();
+        std::memset(d.buf.data(), 0xff, d.buf.size());
+        d.kind = DirtySector::kPlain;
+      } else if (d.kind == DirtySector::kSealed) {
+        // A partial prog after a whole-sector one: back to plaintext, sealed again at the commit.
+        COFFER_RETURN_IF_ERROR(SealedPlain(sector, d).status());
+        spare_sealed.push_back(std::move(d.buf));
+        d.buf = std::move(d.plain);
+        d.plain = Bytes();
+        d.kind = DirtySector::kPlain;
+      }
+      return &d.buf;
+    }
+    Bytes data = TakePlain();
+    if (const uint8_t* p = cache.Find(sector)) {
+      std::memcpy(data.data(), p, data.size());
+    } else {
+      Status s = LoadCommitted(sector, data.data());
+      if (!s.ok()) {
+        spare_plain.push_back(std::move(data));
+        return s;
       }
     }
-    if (!cached) COFFER_RETURN_IF_ERROR(LoadCommitted(sector, data.data()));
     DropClean(sector);
-    return &dirty.emplace(sector, std::move(data)).first->second;
+    DirtySector& d = dirty[sector];
+    d.kind = DirtySector::kPlain;
+    d.buf = std::move(data);
+    return &d.buf;
+  }
+
+  // The sector's dirty entry with its buffers recycled, to be overwritten whole.
+  DirtySector& ResetDirty(uint64_t sector) {
+    DropClean(sector);
+    DirtySector& d = dirty[sector];
+    Recycle(d);
+    d.kind = DirtySector::kErased;
+    return d;
   }
 
   Bytes EncodeHeader(const Header& h) const {
@@ -254,76 +358,88 @@ struct SealedVolume::State {
   Status Commit(const std::array<Slot, volume_format::kSlotCount>* new_slots) {
     if (!broken.ok()) return broken;
     const Layout& l = layout();
+    // Sectors in ascending order: record indices then strictly increase, and consecutive sectors
+    // share their level-1 node, which is looked up once per run.
+    std::vector<std::pair<uint64_t, DirtySector*>> order;
+    order.reserve(dirty.size());
+    for (auto& [sector, d] : dirty) order.emplace_back(sector, &d);
+    std::sort(order.begin(), order.end());
     // Phase 1: load (and verify) every tree path we will change; nothing is modified yet.
-    for (auto& [sector, data] : dirty) COFFER_RETURN_IF_ERROR(Leaf(sector).status());
-    if (header.suite == CipherSuite::kAes256Gcm && header.sealed_writes + dirty.size() > kGcmWriteLimit) {
-      return FailedPrecondition("this AES-256-GCM volume has sealed 2^32 sectors, the limit for random 96-bit "
-                                "nonces; copy the data to a new volume (xchacha20-poly1305 has no such limit)");
+    std::vector<Node*> leaf_node(order.size());
+    for (size_t k = 0; k < order.size(); ++k) {
+      uint64_t j = order[k].first / l.fanout;
+      if (k > 0 && order[k - 1].first / l.fanout == j) {
+        leaf_node[k] = leaf_node[k - 1];
+      } else {
+        COFFER_ASSIGN_OR_RETURN(leaf_node[k], LoadNode(1, j));
+      }
     }
     Header next = header;
     next.counter = header.counter + 1;
     if (new_slots) next.slots = *new_slots;
 
-    // Phase 2: seal sectors, set leaves.
+    // Phase 2: seal the plaintext sectors, set leaves. Erased content needs no record.
     size_t rps = l.records_per_sector, rpn = l.records_per_node;
-    size_t sealed_count = 0;
-    std::vector<bool> erased;
-    erased.reserve(dirty.size());
-    for (auto& [sector, data] : dirty) {
-      erased.push_back(IsErased(data));
-      sealed_count += erased.back() ? 0 : 1;
+    size_t plain_count = 0, sealed_count = 0;
+    for (auto& [sector, d] : order) {
+      if (d->kind == DirtySector::kPlain && IsErased(d->buf)) {
+        Recycle(*d);
+        d->kind = DirtySector::kErased;
+      }
+      plain_count += d->kind == DirtySector::kPlain;
+      sealed_count += d->kind != DirtySector::kErased;
     }
-    std::set<uint64_t> touched;  // level-1 node indices
+    std::vector<uint64_t> touched;  // level-1 node indices, ascending
     Bytes& buffer = commit_scratch;
-    buffer.resize((sealed_count * rps + l.header_records) * size_t(l.record_size));
+    buffer.resize((plain_count * rps + l.header_records) * size_t(l.record_size));
     std::vector<RecordWrite> batch;
     batch.reserve(l.header_records + sealed_count * rps + 64);
     // Header first, then sectors, then tree nodes: record indices strictly increase, which lets
     // stores check "distinct indices" without a hash set.
-    uint8_t* hout = buffer.data() + sealed_count * rps * l.record_size;
+    uint8_t* hout = buffer.data() + plain_count * rps * l.record_size;
     for (size_t r = 0; r < l.header_records; ++r) batch.push_back({r, {hout + r * l.record_size, l.record_size}});
     size_t used = 0;
-    size_t k = 0;
-    for (auto& [sector, data] : dirty) {
+    for (size_t k = 0; k < order.size(); ++k) {
+      uint64_t sector = order[k].first;
+      DirtySector& d = *order[k].second;
       Hash256 leaf = kZeroHash;
-      if (!erased[k++]) {
-        uint8_t* out = buffer.data() + used;
-        size_t sealed_end = 32 + size_t(l.sector_size) + 16;
-        std::memset(out + sealed_end, 0, rps * l.record_size - sealed_end);  // record padding
-        PutLe64(out, next.counter);
-        nonces.Take(out + 8, volume_format::kNonceSize);
-        uint8_t ad[32];
-        SectorAd(sector, next.counter, ad);
-        Status s = aead->Seal({out + 8, aead->nonce_size()}, ad, data, {out + 32, l.sector_size + 16});
-        if (!s.ok()) return s;
-        leaf = LeafHash(sector, {out, 32}, {out + 32 + l.sector_size, 16});
+      if (d.kind != DirtySector::kErased) {
+        uint8_t* out;
+        if (d.kind == DirtySector::kPlain) {
+          out = buffer.data() + used;
+          used += rps * l.record_size;
+          COFFER_RETURN_IF_ERROR(SealSector(sector, next.counter, d.buf, out));
+        } else {
+          out = d.buf.data();
+          if (GetLe64(out) != next.counter) return Internal("a buffered sector was sealed for another commit");
+        }
+        leaf = Leaf(sector, out);
         for (size_t r = 0; r < rps; ++r) {
           batch.push_back({l.first_sector_record + sector * rps + r, {out + r * l.record_size, l.record_size}});
         }
-        used += rps * l.record_size;
       }
-      Node* n = &nodes.at(l.level_start[0] + sector / l.fanout);
+      Node* n = leaf_node[k];
       std::memcpy(n->content.data() + (sector % l.fanout) * 32, leaf.data(), 32);
       n->dirty = true;
-      touched.insert(sector / l.fanout);
+      if (touched.empty() || touched.back() != sector / l.fanout) touched.push_back(sector / l.fanout);
     }
-    // Phase 3: rehash upwards.
+    // Phase 3: rehash upwards (each level's indices stay ascending).
     for (uint32_t level = 1; level < l.tree_levels(); ++level) {
-      std::set<uint64_t> parents;
+      std::vector<uint64_t> parents;
       for (uint64_t j : touched) {
         Node& n = nodes.at(l.level_start[level - 1] + j);
         Hash256 h = NodeHash(level, j, n.content);
         Node& p = nodes.at(l.level_start[level] + j / l.fanout);
         std::memcpy(p.content.data() + (j % l.fanout) * 32, h.data(), 32);
         p.dirty = true;
-        parents.insert(j / l.fanout);
+        if (parents.empty() || parents.back() != j / l.fanout) parents.push_back(j / l.fanout);
       }
       touched = std::move(parents);
     }
-    if (!dirty.empty()) {
+    if (!order.empty()) {
       next.root = NodeHash(l.tree_levels(), 0, nodes.at(l.level_start.back()).content);
     }
-    next.sealed_writes = header.sealed_writes + sealed_count;
+    next.sealed_writes = header.sealed_writes + pending_seals;  // every AEAD call, kept or not
     // Phase 4: one atomic batch.
     std::vector<uint64_t> dirty_nodes;
     for (auto& [global, n] : nodes) {
@@ -359,10 +475,20 @@ struct SealedVolume::State {
       return broken;
     }
     for (auto& [g, n] : nodes) n.dirty = false;
-    for (auto& [sector, data] : dirty) {
-      if (clean.size() < 16) clean.emplace_back(sector, std::move(data));
+    for (auto& [sector, d] : dirty) {
+      // Partly programmed sectors (metadata, mostly) are likely to be read again soon.
+      // So are whole sectors that were read back before the commit.
+      if (d.kind == DirtySector::kPlain) std::memcpy(cache.Insert(sector), d.buf.data(), l.sector_size);
+      if (d.kind == DirtySector::kSealed && !d.plain.empty()) {
+        std::memcpy(cache.Insert(sector), d.plain.data(), l.sector_size);
+      }
+      Recycle(d);
     }
     dirty.clear();
+    pending_seals = 0;
+    size_t keep = options.max_dirty_bytes / l.sector_size + 1;
+    if (spare_plain.size() > keep) spare_plain.resize(keep);
+    if (spare_sealed.size() > keep) spare_sealed.resize(keep);
     header = std::move(next);
     return Status::Ok();
   }
@@ -372,6 +498,8 @@ SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) 
   const Layout& l = s_->layout();
   uint32_t unit = std::min<uint32_t>(256, l.sector_size);
   geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
+  s_->erased_sector.assign(l.sector_size, 0xff);
+  s_->cache.Init(std::max<size_t>(16, s_->options.plain_cache_bytes / l.sector_size), l.sector_size);
 }
 
 SealedVolume::~SealedVolume() = default;
@@ -534,6 +662,17 @@ Status SealedVolume::Read(uint32_t block, uint32_t offset, std::span<uint8_t> ou
   COFFER_RETURN_IF_ERROR(CheckRange(block, offset, out.size(), geometry_.read_size, "read"));
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
+  if (out.size() == geometry_.block_size && !s_->dirty.contains(block)) {
+    const uint8_t* cached = s_->cache.Find(block);
+    if (!cached && !s_->cache.Admit(block)) {
+      return s_->LoadCommitted(block, out.data());  // first miss: decrypt straight into the caller's buffer
+    }
+    if (!cached) {
+      COFFER_ASSIGN_OR_RETURN(cached, s_->LoadIntoCache(block));
+    }
+    std::memcpy(out.data(), cached, out.size());
+    return Status::Ok();
+  }
   COFFER_ASSIGN_OR_RETURN(const uint8_t* data, s_->SectorForRead(block));
   if (!out.empty()) std::memcpy(out.data(), data + offset, out.size());
   return Status::Ok();
@@ -543,8 +682,31 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
   COFFER_RETURN_IF_ERROR(CheckRange(block, offset, data.size(), geometry_.prog_size, "prog"));
   if (!s_->broken.ok()) return s_->broken;
   s_->MaybeEvict();
-  COFFER_ASSIGN_OR_RETURN(Bytes * sector, s_->SectorForWrite(block));
-  if (!data.empty()) std::memcpy(sector->data() + offset, data.data(), data.size());
+  if (data.size() == geometry_.block_size) {
+    State::DirtySector& d = s_->ResetDirty(block);
+    if (IsErased(data)) {
+      // Nothing to store: an erased sector has a zero leaf.
+    } else if (geometry_.block_size < kSealAtProgMinSector) {
+      // Small sectors: a copy costs far less than the AEAD open a read-back before the commit
+      // would need (filesystems read back what they just wrote, e.g. littlefs's CTZ pointers).
+      d.kind = State::DirtySector::kPlain;
+      d.buf = s_->TakePlain();
+      std::memcpy(d.buf.data(), data.data(), data.size());
+    } else {
+      // Large sectors: seal now, straight from the caller's buffer (no plaintext copy).
+      Bytes sealed = s_->TakeSealed();
+      Status st = s_->SealSector(block, s_->header.counter + 1, data, sealed.data());
+      if (!st.ok()) {
+        s_->dirty.erase(block);  // the sector is unchanged since the last commit
+        return st;
+      }
+      d.kind = State::DirtySector::kSealed;
+      d.buf = std::move(sealed);
+    }
+  } else {
+    COFFER_ASSIGN_OR_RETURN(Bytes * sector, s_->SectorForWrite(block));
+    if (!data.empty()) std::memcpy(sector->data() + offset, data.data(), data.size());
+  }
   if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
   return Status::Ok();
 }
@@ -552,8 +714,7 @@ Status SealedVolume::Prog(uint32_t block, uint32_t offset, std::span<const uint8
 Status SealedVolume::Erase(uint32_t block) {
   COFFER_RETURN_IF_ERROR(CheckRange(block, 0, 0, 1, "erase"));
   if (!s_->broken.ok()) return s_->broken;
-  s_->DropClean(block);
-  s_->dirty[block].assign(geometry_.block_size, 0xff);
+  s_->ResetDirty(block);
   if (s_->dirty.size() * geometry_.block_size > s_->options.max_dirty_bytes) return s_->Commit(nullptr);
   return Status::Ok();
 }
@@ -599,7 +760,7 @@ Result<VerifyReport> SealedVolume::Verify() {
   for (uint64_t i = 0; i < l.sector_count; ++i) {
     if (i % l.fanout == 0) s_->MaybeEvict();
     if (i / l.fanout == bad_node) continue;
-    auto leaf = s_->Leaf(i);
+    auto leaf = s_->CommittedLeaf(i);
     if (!leaf.ok()) {
       if (leaf.status().code() != StatusCode::kDataLoss) return leaf.status();
       bad_node = i / l.fanout;
@@ -673,7 +834,7 @@ Status SealedVolume::CryptoErase() {
   s_->master = SecretBytes();
   s_->mac_key = SecretBytes();
   s_->aead.reset();
-  s_->clean.clear();
+  s_->cache.Clear();
   s_->nodes.clear();
   s_->broken = FailedPrecondition("the volume was crypto-erased");
   return Status::Ok();

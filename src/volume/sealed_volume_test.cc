@@ -88,22 +88,6 @@ volume_format::Layout Fill(Rig& rig, uint64_t count) {
   return volume_format::MakeLayout(rig.sector, volume_format::PreferredRecordSize(rig.sector), rig.sectors).value();
 }
 
-// Reads every sector: each read is either exactly right or kDataLoss. Returns the DataLoss count.
-int ReadAllChecked(SealedVolume& v, uint32_t sector, uint64_t written) {
-  int detected = 0;
-  Bytes out(sector);
-  for (uint32_t i = 0; i < v.geometry().block_count; ++i) {
-    Status s = v.Read(i, 0, out);
-    if (!s.ok()) {
-      EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
-      detected++;
-      continue;
-    }
-    EXPECT_EQ(out, i < written ? Pattern(sector, uint8_t(i)) : Bytes(sector, 0xff)) << "WRONG DATA in sector " << i;
-  }
-  return detected;
-}
-
 TEST(SealedVolumeTamper, EveryByteOfASealedSectorIsAuthenticated) {
   Rig rig;
   auto l = Fill(rig, 10);

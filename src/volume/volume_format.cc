@@ -126,12 +126,14 @@ Result<Header> ParseHeader(ByteSpan b, const std::string& where) {
   if (header_size < 64 || header_size > b.size()) return Tampered(where, "has an impossible header size");
   Hash256 sum = Blake2b256({b.subspan(0, header_size - 32)});
   if (std::memcmp(sum.data(), p + header_size - 32, 32) != 0) return Tampered(where, "fails its checksum");
-  if (version != kFormatVersion) {
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
     return Unsupported("the volume on " + where + " uses format version " + std::to_string(version) +
-                       "; this coffer reads version " + std::to_string(kFormatVersion) +
-                       ": upgrade coffer to open it");
+                       "; this coffer reads versions " + std::to_string(kOldestFormatVersion) + " to " +
+                       std::to_string(kFormatVersion) + ": upgrade coffer to open it");
   }
-  if (header_size != kHeaderSize) return Tampered(where, "has the wrong header size for version 1");
+  if (header_size != kHeaderSize) {
+    return Tampered(where, "has the wrong header size for version " + std::to_string(version));
+  }
   Header h;
   h.version = version;
   uint16_t suite = GetLe16(p + 12);

@@ -14,7 +14,10 @@
 
 namespace coffer::volume_format {
 
-constexpr uint16_t kFormatVersion = 1;
+// Version 2 (current) makes a sector's leaf its (version, nonce) bytes; version 1 hashed them with
+// the tag. Both are read and written (a volume keeps its version); new volumes are version 2.
+constexpr uint16_t kFormatVersion = 2;
+constexpr uint16_t kOldestFormatVersion = 1;
 constexpr uint32_t kHeaderSize = 4096;
 constexpr size_t kSlotCount = 8;
 constexpr size_t kSlotSize = 432;

@@ -71,13 +71,24 @@ TEST(VolumeFormat, TruncatedBlankAndFutureVersion) {
   SealHeader(b, Bytes(32, 9));
   EXPECT_EQ(ParseHeader(ByteSpan(b.data(), 100), "t").status().code(), StatusCode::kDataLoss);
   EXPECT_EQ(ParseHeader(Bytes(4096, 0), "t").status().code(), StatusCode::kNotFound);
-  Bytes v2 = b;
-  v2[8] = 2;
-  Hash256 sum = Blake2b256({ByteSpan(v2.data(), kChecksumOffset)});
-  std::memcpy(v2.data() + kChecksumOffset, sum.data(), 32);
-  auto p = ParseHeader(v2, "t");
-  EXPECT_EQ(p.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(p.status().message().find("upgrade coffer"), std::string::npos);
+  auto with_version = [&](uint16_t version) {
+    Bytes v = b;
+    PutLe16(v.data() + 8, version);
+    Hash256 sum = Blake2b256({ByteSpan(v.data(), kChecksumOffset)});
+    std::memcpy(v.data() + kChecksumOffset, sum.data(), 32);
+    return ParseHeader(v, "t");
+  };
+  // Every version this coffer knows parses (a volume keeps its version); others are kUnsupported.
+  for (uint16_t version = kOldestFormatVersion; version <= kFormatVersion; ++version) {
+    auto p = with_version(version);
+    ASSERT_TRUE(p.ok()) << version << ": " << p.status().ToString();
+    EXPECT_EQ(p->version, version);
+  }
+  for (uint16_t version : {uint16_t(0), uint16_t(kFormatVersion + 1), uint16_t(0xffff)}) {
+    auto p = with_version(version);
+    EXPECT_EQ(p.status().code(), StatusCode::kUnsupported) << version;
+    EXPECT_NE(p.status().message().find("upgrade coffer"), std::string::npos);
+  }
 }
 
 }  // namespace

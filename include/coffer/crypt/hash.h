@@ -1,5 +1,6 @@
-// Hashes, keyed hashes and key derivation used across coffer: BLAKE2b (libsodium) for hash trees,
-// checksums and key ids; HKDF-SHA256 (OpenSSL) for subkeys; Argon2id (libsodium) for passphrases.
+// Hashes, keyed hashes and key derivation used across coffer: BLAKE2b (libsodium) for checksums,
+// key ids and version-1 hash trees; SHA-256 (OpenSSL: SHA-NI where the CPU has it, several times
+// faster than libsodium's BLAKE2b) for version-2 hash trees; HKDF-SHA256 (OpenSSL) for subkeys; Argon2id (libsodium) for passphrases.
 // All functions are pure and thread-safe.
 #pragma once
 
@@ -21,6 +22,9 @@ Hash256 Blake2b256(std::initializer_list<ByteSpan> parts);
 // BLAKE2b with a key (1..64 bytes) and out.size() in 16..64 over the concatenation of parts: a MAC
 // / PRF. Empty key = unkeyed.
 void Blake2bKeyed(MutableByteSpan out, ByteSpan key, std::initializer_list<ByteSpan> parts);
+
+// SHA-256 over the concatenation of parts.
+Hash256 Sha256(std::initializer_list<ByteSpan> parts);
 
 // HKDF-SHA256 (RFC 5869) extract+expand. len <= 255*32.
 Result<SecretBytes> HkdfSha256(ByteSpan ikm, ByteSpan salt, std::string_view info, size_t len);

@@ -43,6 +43,9 @@ struct VolumeCreateOptions {
 struct VolumeOpenOptions {
   // Memory for clean tree nodes before they are dropped (dirty ones stay until Sync).
   size_t tree_cache_bytes = 16 << 20;
+  // Verified plaintext kept for re-reads (at least 16 sectors); a sector is cached when it is read
+  // a second time, or read in part, or programmed in part and committed.
+  size_t plain_cache_bytes = 1 << 20;
   // Buffered (unsynced) sectors beyond this are committed early by an implicit Sync.
   size_t max_dirty_bytes = 32 << 20;
 };
