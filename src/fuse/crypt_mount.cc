@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "coffer/base/file_util.h"
 #include "coffer/base/random.h"
@@ -248,12 +249,35 @@ class CryptFs {
       if (int e = StreamChunk(f, f.tail)) return e;
       f.tail.clear();
     }
-    while (n >= kChunkDataSize) {
-      if (int e = StreamChunk(f, ByteSpan(p, kChunkDataSize))) return e;
-      p += kChunkDataSize;
-      n -= kChunkDataSize;
+    if (size_t full = n / kChunkDataSize) {
+      if (int e = StreamChunks(f, p, full)) return e;
+      p += full * kChunkDataSize;
+      n -= full * kChunkDataSize;
     }
     f.tail.assign(p, p + n);
+    return 0;
+  }
+
+  // Seals `count` full chunks from p (two threads for several chunks: FUSE hands over up to 1 MiB
+  // per write) and writes them with one pwrite (f->mu held, streaming).
+  int StreamChunks(OpenFile& f, const uint8_t* p, size_t count) {
+    if (count == 1) return StreamChunk(f, ByteSpan(p, kChunkDataSize));
+    thread_local Bytes sealed;
+    sealed.resize(count * kChunkSize);
+    uint8_t* out = sealed.data();  // this thread's buffer (a thread_local named in the lambda would be the helper's)
+    uint64_t first = f.stream_chunks;
+    const rclone::FileNonce nonce = f.stream_nonce;
+    auto seal = [this, out, p, first, nonce](size_t from, size_t to) {
+      for (size_t c = from; c < to; ++c)
+        files_.SealChunk(nonce, first + c, ByteSpan(p + c * kChunkDataSize, kChunkDataSize), out + c * kChunkSize);
+    };
+    std::thread helper(seal, count / 2, count);
+    seal(0, count / 2);
+    helper.join();
+    off_t off = off_t(kFileHeaderSize + first * kChunkSize);
+    if (int e = PwriteAll(f.stream_fd, sealed.data(), sealed.size(), off)) return e;
+    if (has_manifest_) crypto_hash_sha256_update(&f.stream_hash, sealed.data(), sealed.size());
+    f.stream_chunks += count;
     return 0;
   }
 
@@ -406,25 +430,51 @@ class CryptFs {
       if (n == 0) break;
       got += size_t(n);
     }
+    struct Piece {
+      uint64_t index;
+      size_t sealed_at, len, within, take, copied;
+    };
+    std::vector<Piece> pieces;
     size_t copied = 0;
     for (uint64_t i = first; i <= last; ++i) {
       size_t sealed_at = size_t(i - first) * kChunkSize;
       size_t len = got > sealed_at ? std::min(kChunkSize, got - sealed_at) : 0;
-      uint64_t chunk_start = i * kChunkDataSize;
-      size_t within = size_t(uint64_t(off) + copied - chunk_start);
+      size_t within = size_t(uint64_t(off) + copied - i * kChunkDataSize);
       if (len <= rclone::kChunkTagSize || within >= len - rclone::kChunkTagSize) {
         Log(rel + ": the encrypted file is shorter than its size says (cut while mounted?)");
         return -EIO;
       }
-      size_t data_len = len - rclone::kChunkTagSize;
-      size_t take = std::min(size - copied, data_len - within);
-      bool direct = within == 0 && take == data_len;
-      uint8_t* dst = direct ? reinterpret_cast<uint8_t*>(buf + copied) : plain.data();
-      Status s = files_.OpenChunk(r.nonce, i, ByteSpan(sealed.data() + sealed_at, len), dst, rel);
-      if (!s.ok()) { Log(s.message()); return -EIO; }
-      if (!direct) std::memcpy(buf + copied, plain.data() + within, take);
+      size_t take = std::min(size - copied, len - rclone::kChunkTagSize - within);
+      pieces.push_back({i, sealed_at, len, within, take, copied});
       copied += take;
     }
+    // Opens pieces [from, to) with `scratch` for partial chunks; whole chunks go straight to buf.
+    const uint8_t* in = sealed.data();
+    auto open = [this, &r, &rel, &pieces, in, buf](size_t from, size_t to, uint8_t* scratch) -> Status {
+      for (size_t k = from; k < to; ++k) {
+        const Piece& pc = pieces[k];
+        bool direct = pc.within == 0 && pc.take == pc.len - rclone::kChunkTagSize;
+        uint8_t* dst = direct ? reinterpret_cast<uint8_t*>(buf + pc.copied) : scratch;
+        COFFER_RETURN_IF_ERROR(files_.OpenChunk(r.nonce, pc.index, ByteSpan(in + pc.sealed_at, pc.len), dst, rel));
+        if (!direct) std::memcpy(buf + pc.copied, scratch + pc.within, pc.take);
+      }
+      return Status::Ok();
+    };
+    Status s;
+    if (pieces.size() >= 2) {  // a 128 KiB readahead request is two chunks: one per thread
+      size_t half = pieces.size() / 2;
+      Status helper_status;
+      std::thread helper([&] {
+        std::unique_ptr<uint8_t[]> scratch(new uint8_t[kChunkDataSize]);
+        helper_status = open(half, pieces.size(), scratch.get());
+      });
+      s = open(0, half, plain.data());
+      helper.join();
+      if (s.ok()) s = helper_status;
+    } else {
+      s = open(0, pieces.size(), plain.data());
+    }
+    if (!s.ok()) { Log(s.message()); return -EIO; }
     return int(copied);
   }
 
