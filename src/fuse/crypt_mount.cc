@@ -14,6 +14,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +34,68 @@ namespace {
 using rclone::kChunkDataSize;
 using rclone::kChunkSize;
 using rclone::kFileHeaderSize;
+
+// Runs two halves of a job at once: the caller runs one, a persistent helper thread the other
+// (thread creation per 128 KiB request costs more than the decryption on a virtual machine). If no
+// helper is free the caller takes the second half back and runs it itself.
+class HelperPool {
+ public:
+  explicit HelperPool(int threads) : threads_(threads) {}
+  ~HelperPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  void Both(const std::function<void()>& first, const std::function<void()>& second) {
+    Job job{&second};
+    {
+      std::lock_guard lock(mu_);
+      // Started on first use: the mount may fork into the background after construction.
+      while (int(workers_.size()) < threads_) workers_.emplace_back([this] { Loop(); });
+      queue_.push_back(&job);
+    }
+    cv_.notify_one();
+    first();
+    std::unique_lock lock(mu_);
+    if (!job.taken) {  // nobody picked it up: run it here
+      queue_.erase(std::find(queue_.begin(), queue_.end(), &job));
+      lock.unlock();
+      second();
+      return;
+    }
+    job_done_.wait(lock, [&] { return job.done; });
+  }
+
+ private:
+  struct Job {
+    const std::function<void()>* fn;
+    bool taken = false, done = false;
+  };
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      Job* job = queue_.front();
+      queue_.pop_front();
+      job->taken = true;
+      lock.unlock();
+      (*job->fn)();
+      lock.lock();
+      job->done = true;
+      job_done_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_, job_done_;
+  std::deque<Job*> queue_;
+  bool stop_ = false;
+  const int threads_;
+  std::vector<std::thread> workers_;
+};
 
 // An open encrypted file and its header nonce; closed when the last reader drops it.
 struct EncReader {
@@ -271,9 +337,7 @@ class CryptFs {
       for (size_t c = from; c < to; ++c)
         files_.SealChunk(nonce, first + c, ByteSpan(p + c * kChunkDataSize, kChunkDataSize), out + c * kChunkSize);
     };
-    std::thread helper(seal, count / 2, count);
-    seal(0, count / 2);
-    helper.join();
+    pool_.Both([&] { seal(0, count / 2); }, [&] { seal(count / 2, count); });
     off_t off = off_t(kFileHeaderSize + first * kChunkSize);
     if (int e = PwriteAll(f.stream_fd, sealed.data(), sealed.size(), off)) return e;
     if (has_manifest_) crypto_hash_sha256_update(&f.stream_hash, sealed.data(), sealed.size());
@@ -463,14 +527,13 @@ class CryptFs {
     Status s;
     if (pieces.size() >= 2) {  // a 128 KiB readahead request is two chunks: one per thread
       size_t half = pieces.size() / 2;
-      Status helper_status;
-      std::thread helper([&] {
-        std::unique_ptr<uint8_t[]> scratch(new uint8_t[kChunkDataSize]);
-        helper_status = open(half, pieces.size(), scratch.get());
-      });
-      s = open(0, half, plain.data());
-      helper.join();
-      if (s.ok()) s = helper_status;
+      Status second_status;
+      pool_.Both([&] { s = open(0, half, plain.data()); },
+                 [&] {
+                   thread_local std::unique_ptr<uint8_t[]> scratch(new uint8_t[kChunkDataSize]);
+                   second_status = open(half, pieces.size(), scratch.get());
+                 });
+      if (s.ok()) s = second_status;
     } else {
       s = open(0, pieces.size(), plain.data());
     }
@@ -479,6 +542,7 @@ class CryptFs {
   }
 
   const CryptMountOptions opts_;
+  HelperPool pool_{2};
   rclone::RcloneKeys keys_;
   rclone::NameCipher names_;
   rclone::FileCipher files_;
