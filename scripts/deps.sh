@@ -8,6 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfuse3-dev fuse3 libtss2-dev
   openssl rclone tang clevis jose socat swtpm swtpm-tools tpm2-tools nginx
+  gocryptfs
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,9 +14,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "coffer/base/file_util.h"
 #include "coffer/base/random.h"
@@ -30,6 +35,76 @@ using rclone::kChunkDataSize;
 using rclone::kChunkSize;
 using rclone::kFileHeaderSize;
 
+// Runs two halves of a job at once: the caller runs one, a persistent helper thread the other
+// (thread creation per 128 KiB request costs more than the decryption on a virtual machine). If no
+// helper is free the caller takes the second half back and runs it itself.
+class HelperPool {
+ public:
+  explicit HelperPool(int threads) : threads_(threads) {}
+  ~HelperPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  void Both(const std::function<void()>& first, const std::function<void()>& second) {
+    Job job{&second};
+    {
+      std::lock_guard lock(mu_);
+      // Started on first use: the mount may fork into the background after construction.
+      while (int(workers_.size()) < threads_) workers_.emplace_back([this] { Loop(); });
+      queue_.push_back(&job);
+    }
+    cv_.notify_one();
+    first();
+    std::unique_lock lock(mu_);
+    if (!job.taken) {  // nobody picked it up: run it here
+      queue_.erase(std::find(queue_.begin(), queue_.end(), &job));
+      lock.unlock();
+      second();
+      return;
+    }
+    job_done_.wait(lock, [&] { return job.done; });
+  }
+
+ private:
+  struct Job {
+    const std::function<void()>* fn;
+    bool taken = false, done = false;
+  };
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      Job* job = queue_.front();
+      queue_.pop_front();
+      job->taken = true;
+      lock.unlock();
+      (*job->fn)();
+      lock.lock();
+      job->done = true;
+      job_done_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_, job_done_;
+  std::deque<Job*> queue_;
+  bool stop_ = false;
+  const int threads_;
+  std::vector<std::thread> workers_;
+};
+
+// An open encrypted file and its header nonce; closed when the last reader drops it.
+struct EncReader {
+  int fd = -1;
+  rclone::FileNonce nonce{};
+  uint64_t plain_size = 0;
+  ~EncReader() { if (fd >= 0) ::close(fd); }
+};
+
 struct OpenFile {
   std::mutex mu;
   std::string rel;         // plaintext path relative to the mount root
@@ -37,11 +112,21 @@ struct OpenFile {
   bool dirty = false;
   Bytes data;
   int refs = 0;
-  // Read path for files not loaded: header nonce and a one-chunk cache.
-  bool have_nonce = false;
-  rclone::FileNonce nonce{};
-  uint64_t cached_index = UINT64_MAX;
-  Bytes cache;
+  // Read path for files not loaded: the encrypted file, opened once (shared with in-flight reads,
+  // which decrypt without holding mu; dropped whenever the file is written back).
+  std::shared_ptr<EncReader> reader;
+  // Streaming write-back for files written from empty strictly in order (the common `cp`/`dd`
+  // case): each full 64 KiB chunk is sealed and written to a temp file as it arrives, only the
+  // partial last chunk stays in memory, and flush seals it and renames the temp file into place.
+  // Any other access (a read, a write elsewhere, a truncate) first turns it back into `data`.
+  bool streaming = false;
+  int stream_fd = -1;
+  std::string stream_tmp;
+  rclone::FileNonce stream_nonce{};
+  uint64_t stream_chunks = 0;  // sealed chunks already in the temp file
+  Bytes tail;                  // plaintext after them (< 64 KiB)
+  crypto_hash_sha256_state stream_hash;
+  uint64_t Size() const { return streaming ? stream_chunks * kChunkDataSize + tail.size() : data.size(); }
 };
 
 class CryptFs {
@@ -80,10 +165,7 @@ class CryptFs {
     return anchors.CheckAndAdvance(root_, &man_, bytes);
   }
 
-  void Log(const std::string& msg) {
-    syslog(LOG_ERR, "coffer crypt mount %s: %s", opts_.mountpoint.c_str(), msg.c_str());
-    if (opts_.foreground) fprintf(stderr, "coffer: mount: %s\n", msg.c_str());
-  }
+  void Log(const std::string& msg) { LogMountError(opts_.mountpoint, opts_.foreground, msg); }
 
   static std::string Rel(const char* path) {
     std::string p = path;
@@ -154,6 +236,7 @@ class CryptFs {
 
   // Loads the whole plaintext (f->mu held).
   int Load(OpenFile& f) {
+    if (f.streaming) return Unstream(f);
     if (f.loaded) return 0;
     std::string enc = EncFile(f.rel);
     auto bytes = ReadFileBytes(enc);
@@ -168,8 +251,168 @@ class CryptFs {
     return 0;
   }
 
+  std::string TempPathFor(const std::string& enc) const {
+    size_t slash = enc.rfind('/');
+    return enc.substr(0, slash) + "/.coffer-tmp-" + HexEncode(RandomBytes(8));
+  }
+
+  static int PwriteAll(int fd, const uint8_t* p, size_t n, off_t off) {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd, p, n, off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      p += w;
+      n -= size_t(w);
+      off += w;
+    }
+    return 0;
+  }
+
+  // Starts streaming write-back for an empty, just created or truncated file (f->mu held).
+  void StartStream(OpenFile& f) {
+    if (f.streaming || !f.data.empty()) return;
+    std::string tmp = TempPathFor(EncFile(f.rel));
+    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);  // RDWR: Unstream reads it
+    if (fd < 0) return;  // stay on the in-memory path
+    f.stream_nonce = rclone::RandomFileNonce();
+    uint8_t header[kFileHeaderSize];
+    rclone::FileCipher::WriteHeader(f.stream_nonce, header);
+    if (PwriteAll(fd, header, sizeof header, 0) != 0) { ::close(fd); ::unlink(tmp.c_str()); return; }
+    if (has_manifest_) {  // the manifest records the encrypted file's SHA-256
+      crypto_hash_sha256_init(&f.stream_hash);
+      crypto_hash_sha256_update(&f.stream_hash, header, sizeof header);
+    }
+    f.streaming = true;
+    f.stream_fd = fd;
+    f.stream_tmp = tmp;
+    f.stream_chunks = 0;
+    f.tail.clear();
+    f.tail.reserve(kChunkDataSize);
+  }
+
+  // Seals and writes chunk `stream_chunks` from `plain` (f->mu held, streaming).
+  int StreamChunk(OpenFile& f, ByteSpan plain) {
+    uint8_t sealed[kChunkSize];
+    files_.SealChunk(f.stream_nonce, f.stream_chunks, plain, sealed);
+    size_t n = plain.size() + rclone::kChunkTagSize;
+    off_t off = off_t(kFileHeaderSize + f.stream_chunks * kChunkSize);
+    if (int e = PwriteAll(f.stream_fd, sealed, n, off)) return e;
+    if (has_manifest_) crypto_hash_sha256_update(&f.stream_hash, sealed, n);
+    f.stream_chunks++;
+    return 0;
+  }
+
+  // Appends at the end of a streaming file; full chunks go straight to the temp file.
+  int StreamAppend(OpenFile& f, const uint8_t* p, size_t n) {
+    if (!f.tail.empty()) {
+      size_t take = std::min(n, kChunkDataSize - f.tail.size());
+      f.tail.insert(f.tail.end(), p, p + take);
+      p += take;
+      n -= take;
+      if (f.tail.size() < kChunkDataSize) return 0;
+      if (int e = StreamChunk(f, f.tail)) return e;
+      f.tail.clear();
+    }
+    if (size_t full = n / kChunkDataSize) {
+      if (int e = StreamChunks(f, p, full)) return e;
+      p += full * kChunkDataSize;
+      n -= full * kChunkDataSize;
+    }
+    f.tail.assign(p, p + n);
+    return 0;
+  }
+
+  // Seals `count` full chunks from p (two threads for several chunks: FUSE hands over up to 1 MiB
+  // per write) and writes them with one pwrite (f->mu held, streaming).
+  int StreamChunks(OpenFile& f, const uint8_t* p, size_t count) {
+    if (count == 1) return StreamChunk(f, ByteSpan(p, kChunkDataSize));
+    thread_local Bytes sealed;
+    sealed.resize(count * kChunkSize);
+    uint8_t* out = sealed.data();  // this thread's buffer (a thread_local named in the lambda would be the helper's)
+    uint64_t first = f.stream_chunks;
+    const rclone::FileNonce nonce = f.stream_nonce;
+    auto seal = [this, out, p, first, nonce](size_t from, size_t to) {
+      for (size_t c = from; c < to; ++c)
+        files_.SealChunk(nonce, first + c, ByteSpan(p + c * kChunkDataSize, kChunkDataSize), out + c * kChunkSize);
+    };
+    pool_.Both([&] { seal(0, count / 2); }, [&] { seal(count / 2, count); });
+    off_t off = off_t(kFileHeaderSize + first * kChunkSize);
+    if (int e = PwriteAll(f.stream_fd, sealed.data(), sealed.size(), off)) return e;
+    if (has_manifest_) crypto_hash_sha256_update(&f.stream_hash, sealed.data(), sealed.size());
+    f.stream_chunks += count;
+    return 0;
+  }
+
+  void DropStream(OpenFile& f) {
+    if (f.stream_fd >= 0) ::close(f.stream_fd);
+    if (!f.stream_tmp.empty()) ::unlink(f.stream_tmp.c_str());
+    f.stream_fd = -1;
+    f.stream_tmp.clear();
+    f.streaming = false;
+    f.tail.clear();
+    f.tail.shrink_to_fit();
+  }
+
+  // Turns a streaming file back into plaintext in memory (f->mu held).
+  int Unstream(OpenFile& f) {
+    Bytes plain(f.Size());
+    Bytes sealed(kChunkSize);
+    for (uint64_t i = 0; i < f.stream_chunks; ++i) {
+      ssize_t n = ::pread(f.stream_fd, sealed.data(), kChunkSize, off_t(kFileHeaderSize + i * kChunkSize));
+      if (n != ssize_t(kChunkSize)) { Log(f.rel + ": could not read back the pending write"); return -EIO; }
+      Status s = files_.OpenChunk(f.stream_nonce, i, sealed, plain.data() + i * kChunkDataSize, f.rel);
+      if (!s.ok()) { Log(s.message()); return -EIO; }
+    }
+    std::memcpy(plain.data() + f.stream_chunks * kChunkDataSize, f.tail.data(), f.tail.size());
+    DropStream(f);
+    f.data = std::move(plain);
+    f.loaded = true;
+    f.dirty = true;
+    return 0;
+  }
+
+  // Seals the tail, makes the temp file durable if asked and renames it into place (f->mu held).
+  int FinishStream(OpenFile& f, bool sync) {
+    if (!f.tail.empty()) {
+      if (int e = StreamChunk(f, f.tail)) { DropStream(f); return e; }
+      f.tail.clear();
+    }
+    std::string enc_rel = EncRelFile(f.rel);
+    std::string enc = root_ + "/" + enc_rel;
+    uint64_t plain_size = f.stream_chunks * kChunkDataSize;  // recomputed below from the file size
+    struct stat st;
+    if (::fstat(f.stream_fd, &st) != 0) { int e = -errno; DropStream(f); return e; }
+    auto size = rclone::DecryptedSize(uint64_t(st.st_size));
+    if (size.ok()) plain_size = *size;
+    struct stat old;
+    if (::stat(enc.c_str(), &old) == 0) (void)::fchmod(f.stream_fd, old.st_mode & 07777);
+    if (sync && ::fsync(f.stream_fd) != 0) { int e = -errno; DropStream(f); return e; }
+    ::close(f.stream_fd);
+    f.stream_fd = -1;
+    if (::rename(f.stream_tmp.c_str(), enc.c_str()) != 0) { int e = -errno; DropStream(f); return e; }
+    f.stream_tmp.clear();
+    rclone::ManifestEntry e;
+    e.plain_size = plain_size;
+    e.encrypted_size = uint64_t(st.st_size);
+    if (has_manifest_) crypto_hash_sha256_final(&f.stream_hash, e.sha256.data());
+    DropStream(f);
+    f.dirty = false;
+    f.loaded = false;  // later access reads the encrypted file
+    f.data.clear();
+    f.reader.reset();
+    if (has_manifest_) {
+      std::lock_guard lock(man_mu_);
+      man_.files[enc_rel] = e;
+      man_dirty_ = true;
+    }
+    return 0;
+  }
+
   // Re-encrypts f to a temp file and renames it over the encrypted file (f->mu held).
   int WriteBack(OpenFile& f, bool sync) {
+    if (f.streaming) return FinishStream(f, sync);
     if (!f.dirty) return 0;
     std::string enc_rel = EncRelFile(f.rel);
     std::string enc = root_ + "/" + enc_rel;
@@ -196,8 +439,7 @@ class CryptFs {
     ::close(fd);
     if (::rename(tmp.c_str(), enc.c_str()) != 0) { int err = errno; ::unlink(tmp.c_str()); return -err; }
     f.dirty = false;
-    f.have_nonce = false;
-    f.cached_index = UINT64_MAX;
+    f.reader.reset();
     if (has_manifest_) {
       rclone::ManifestEntry e;
       e.plain_size = f.data.size();
@@ -210,48 +452,97 @@ class CryptFs {
     return 0;
   }
 
-  // Reads from the encrypted file chunk by chunk (f->mu held, file not loaded).
-  int ReadEncrypted(OpenFile& f, char* buf, size_t size, off_t off) {
-    std::string enc = EncFile(f.rel);
-    int fd = ::open(enc.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    struct stat st;
-    ::fstat(fd, &st);
-    auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
-    if (!plain_size.ok()) { ::close(fd); Log(f.rel + ": " + plain_size.status().message()); return -EIO; }
-    if (!f.have_nonce) {
+  // Opens the encrypted file for reading once (f->mu held, file not loaded).
+  int GetReader(OpenFile& f, std::shared_ptr<EncReader>* out) {
+    if (!f.reader) {
+      auto r = std::make_shared<EncReader>();
+      r->fd = ::open(EncFile(f.rel).c_str(), O_RDONLY | O_CLOEXEC);
+      if (r->fd < 0) return -errno;
+      struct stat st;
+      if (::fstat(r->fd, &st) != 0) return -errno;
+      auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
+      if (!plain_size.ok()) { Log(f.rel + ": " + plain_size.status().message()); return -EIO; }
       uint8_t header[kFileHeaderSize];
-      ssize_t n = ::pread(fd, header, sizeof header, 0);
+      ssize_t n = ::pread(r->fd, header, sizeof header, 0);
       auto nonce = rclone::FileCipher::ParseHeader(ByteSpan(header, n < 0 ? 0 : size_t(n)), f.rel);
-      if (!nonce.ok()) { ::close(fd); Log(nonce.status().message()); return -EIO; }
-      f.nonce = *nonce;
-      f.have_nonce = true;
+      if (!nonce.ok()) { Log(nonce.status().message()); return -EIO; }
+      r->nonce = *nonce;
+      r->plain_size = *plain_size;
+      f.reader = std::move(r);
     }
-    size_t copied = 0;
-    Bytes sealed(kChunkSize);
-    while (copied < size && uint64_t(off) + copied < *plain_size) {
-      uint64_t pos = uint64_t(off) + copied;
-      uint64_t index = pos / kChunkDataSize;
-      if (f.cached_index != index) {
-        ssize_t n = ::pread(fd, sealed.data(), kChunkSize, off_t(kFileHeaderSize + index * kChunkSize));
-        if (n < 0) { int err = errno; ::close(fd); return -err; }
-        f.cache.resize(kChunkDataSize);
-        Status s = files_.OpenChunk(f.nonce, index, ByteSpan(sealed.data(), size_t(n)), f.cache.data(), f.rel);
-        if (!s.ok()) { ::close(fd); f.cached_index = UINT64_MAX; Log(s.message()); return -EIO; }
-        f.cache.resize(size_t(n) - rclone::kChunkTagSize);
-        f.cached_index = index;
+    *out = f.reader;
+    return 0;
+  }
+
+  // Reads [off, off+size) from the encrypted file: one pread for every chunk the range touches,
+  // whole chunks opened straight into buf. Thread-safe (no OpenFile state): concurrent
+  // readahead requests decrypt in parallel.
+  int ReadEncrypted(const EncReader& r, const std::string& rel, char* buf, size_t size, off_t off) {
+    if (off < 0 || uint64_t(off) >= r.plain_size) return 0;
+    size = size_t(std::min<uint64_t>(size, r.plain_size - uint64_t(off)));
+    uint64_t first = uint64_t(off) / kChunkDataSize, last = (uint64_t(off) + size - 1) / kChunkDataSize;
+    thread_local Bytes sealed, plain(kChunkDataSize);
+    sealed.resize(size_t(last - first + 1) * kChunkSize);
+    off_t at = off_t(kFileHeaderSize + first * kChunkSize);
+    size_t got = 0;
+    while (got < sealed.size()) {
+      ssize_t n = ::pread(r.fd, sealed.data() + got, sealed.size() - got, at + off_t(got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
       }
-      size_t within = size_t(pos % kChunkDataSize);
-      if (within >= f.cache.size()) break;
-      size_t take = std::min(size - copied, f.cache.size() - within);
-      std::memcpy(buf + copied, f.cache.data() + within, take);
+      if (n == 0) break;
+      got += size_t(n);
+    }
+    struct Piece {
+      uint64_t index;
+      size_t sealed_at, len, within, take, copied;
+    };
+    std::vector<Piece> pieces;
+    size_t copied = 0;
+    for (uint64_t i = first; i <= last; ++i) {
+      size_t sealed_at = size_t(i - first) * kChunkSize;
+      size_t len = got > sealed_at ? std::min(kChunkSize, got - sealed_at) : 0;
+      size_t within = size_t(uint64_t(off) + copied - i * kChunkDataSize);
+      if (len <= rclone::kChunkTagSize || within >= len - rclone::kChunkTagSize) {
+        Log(rel + ": the encrypted file is shorter than its size says (cut while mounted?)");
+        return -EIO;
+      }
+      size_t take = std::min(size - copied, len - rclone::kChunkTagSize - within);
+      pieces.push_back({i, sealed_at, len, within, take, copied});
       copied += take;
     }
-    ::close(fd);
+    // Opens pieces [from, to) with `scratch` for partial chunks; whole chunks go straight to buf.
+    const uint8_t* in = sealed.data();
+    auto open = [this, &r, &rel, &pieces, in, buf](size_t from, size_t to, uint8_t* scratch) -> Status {
+      for (size_t k = from; k < to; ++k) {
+        const Piece& pc = pieces[k];
+        bool direct = pc.within == 0 && pc.take == pc.len - rclone::kChunkTagSize;
+        uint8_t* dst = direct ? reinterpret_cast<uint8_t*>(buf + pc.copied) : scratch;
+        COFFER_RETURN_IF_ERROR(files_.OpenChunk(r.nonce, pc.index, ByteSpan(in + pc.sealed_at, pc.len), dst, rel));
+        if (!direct) std::memcpy(buf + pc.copied, scratch + pc.within, pc.take);
+      }
+      return Status::Ok();
+    };
+    Status s;
+    if (pieces.size() >= 2) {  // a 128 KiB readahead request is two chunks: one per thread
+      size_t half = pieces.size() / 2;
+      Status second_status;
+      pool_.Both([&] { s = open(0, half, plain.data()); },
+                 [&] {
+                   thread_local std::unique_ptr<uint8_t[]> scratch(new uint8_t[kChunkDataSize]);
+                   second_status = open(half, pieces.size(), scratch.get());
+                 });
+      if (s.ok()) s = second_status;
+    } else {
+      s = open(0, pieces.size(), plain.data());
+    }
+    if (!s.ok()) { Log(s.message()); return -EIO; }
     return int(copied);
   }
 
   const CryptMountOptions opts_;
+  HelperPool pool_{2};
   rclone::RcloneKeys keys_;
   rclone::NameCipher names_;
   rclone::FileCipher files_;
@@ -277,7 +568,7 @@ int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
   if (::lstat(f.c_str(), st) == 0 && S_ISREG(st->st_mode)) {
     if (open) {
       std::lock_guard lock(open->mu);
-      if (open->loaded) { st->st_size = off_t(open->data.size()); return 0; }
+      if (open->loaded || open->streaming) { st->st_size = off_t(open->Size()); return 0; }
     }
     auto size = rclone::DecryptedSize(uint64_t(st->st_size));
     if (!size.ok()) { fs->Log(rel + ": " + size.status().message()); return -EIO; }
@@ -294,7 +585,7 @@ int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
     st->st_uid = getuid();
     st->st_gid = getgid();
     std::lock_guard lock(open->mu);
-    st->st_size = off_t(open->data.size());
+    st->st_size = off_t(open->Size());
     return 0;
   }
   return -ENOENT;
@@ -427,9 +718,11 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
   }
   if (writing) {
     if (fi->flags & O_TRUNC) {
+      if (f->streaming) fs->DropStream(*f);
       f->data.clear();
       f->loaded = true;
       f->dirty = true;
+      if (f->refs == 1) fs->StartStream(*f);
     } else if (int e = fs->Load(*f)) {
       lock.unlock();
       fs->Release(f);
@@ -457,11 +750,12 @@ int OpCreate(const char* path, mode_t mode, struct fuse_file_info* fi) {
   if (!ok) return -EIO;
   auto f = fs->Acquire(rel);
   std::lock_guard lock(f->mu);
+  if (f->streaming) fs->DropStream(*f);
   f->data.clear();
   f->loaded = true;
   f->dirty = true;
-  f->have_nonce = false;
-  f->cached_index = UINT64_MAX;
+  f->reader.reset();
+  if (f->refs == 1) fs->StartStream(*f);
   fi->fh = reinterpret_cast<uint64_t>(f.get());
   return 0;
 }
@@ -470,14 +764,21 @@ int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file
   CryptFs* fs = Fs();
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
-  std::lock_guard lock(f->mu);
+  std::unique_lock lock(f->mu);
+  if (f->streaming) {
+    if (int e = fs->Unstream(*f)) return e;
+  }
   if (f->loaded) {
     if (uint64_t(off) >= f->data.size()) return 0;
     size_t take = std::min(size, f->data.size() - size_t(off));
     std::memcpy(buf, f->data.data() + off, take);
     return int(take);
   }
-  return fs->ReadEncrypted(*f, buf, size, off);
+  std::shared_ptr<EncReader> reader;
+  if (int e = fs->GetReader(*f, &reader)) return e;
+  std::string rel = f->rel;
+  lock.unlock();  // decrypt outside the file's lock
+  return fs->ReadEncrypted(*reader, rel, buf, size, off);
 }
 
 int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
@@ -486,6 +787,27 @@ int OpWrite(const char* path, const char* buf, size_t size, off_t off, struct fu
   OpenFile* f = Handle(fi);
   if (!f) return -EBADF;
   std::lock_guard lock(f->mu);
+  // A write at 0 into an empty file (dd flushes right after create, then writes) streams again.
+  if (!f->streaming && !f->dirty && f->refs == 1 && off == 0) {
+    struct stat st;
+    bool empty = f->loaded ? f->data.empty()
+                           : ::lstat(fs->EncFile(f->rel).c_str(), &st) == 0 && uint64_t(st.st_size) == kFileHeaderSize;
+    if (empty) {
+      f->data.clear();
+      f->loaded = true;
+      f->dirty = true;
+      fs->StartStream(*f);
+    }
+  }
+  if (f->streaming && f->refs == 1 && uint64_t(off) == f->Size()) {
+    if (int e = fs->StreamAppend(*f, reinterpret_cast<const uint8_t*>(buf), size)) {
+      fs->DropStream(*f);  // the write failed: the file keeps its last written-back content
+      f->dirty = false;
+      f->loaded = false;
+      return e;
+    }
+    return int(size);
+  }
   if (int e = fs->Load(*f)) return e;
   uint64_t end = uint64_t(off) + size;
   if (end > f->data.size()) {
@@ -511,8 +833,17 @@ int OpTruncate(const char* path, off_t size, struct fuse_file_info* fi) {
   int rc;
   {
     std::lock_guard lock(f->mu);
-    rc = fs->Load(*f);
-    if (rc == 0) {
+    // A streaming file keeps streaming through no-op and to-zero truncates (dd, shells' >).
+    if (f->streaming && uint64_t(size) == f->Size()) {
+      rc = 0;
+    } else if (f->streaming && size == 0 && fi) {
+      fs->DropStream(*f);
+      fs->StartStream(*f);
+      rc = 0;
+    } else {
+      rc = fs->Load(*f);
+    }
+    if (rc == 0 && !f->streaming) {
       f->data.resize(size_t(size));
       f->dirty = true;
       if (!fi) rc = fs->WriteBack(*f, false);
@@ -598,20 +929,6 @@ void OpDestroy(void* data) {
 
 }  // namespace
 
-int StatusToErrno(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kNotFound: return -ENOENT;
-    case StatusCode::kAlreadyExists: return -EEXIST;
-    case StatusCode::kPermissionDenied: return -EACCES;
-    case StatusCode::kNoSpace: return -ENOSPC;
-    case StatusCode::kInvalidArgument: return -EINVAL;
-    case StatusCode::kOutOfRange: return -EINVAL;
-    case StatusCode::kUnsupported: return -EOPNOTSUPP;
-    default: return -EIO;  // kDataLoss, kCorrupt, kIoError...
-  }
-}
-
 Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys& keys,
                      const rclone::NameOptions& names) {
   struct stat st;
@@ -619,7 +936,6 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
     return NotFound("encrypted folder " + options.encrypted_dir + " does not exist");
   if (::stat(options.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return NotFound("mount point " + options.mountpoint + " does not exist or is not a folder");
-  if (::access("/dev/fuse", R_OK | W_OK) != 0) return FailedPrecondition("/dev/fuse is not usable: " + std::string(std::strerror(errno)));
   CryptMountOptions o = options;
   char real[PATH_MAX];
   if (::realpath(options.encrypted_dir.c_str(), real)) o.encrypted_dir = real;
@@ -649,55 +965,13 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
     x.destroy = OpDestroy;
     return x;
   }();
-  std::vector<std::string> argv_s = {"coffer", "-o", "fsname=coffer-crypt", "-o", "subtype=coffer",
-                                     "-o", "default_permissions"};
-  if (o.read_only) { argv_s.push_back("-o"); argv_s.push_back("ro"); }
-  if (o.debug) argv_s.push_back("-d");
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  struct fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
-  struct fuse* f = fuse_new(&args, &ops, sizeof ops, fs.get());
-  if (!f) return Internal("fuse_new failed (bad mount options?)");
-  if (fuse_mount(f, o.mountpoint.c_str()) != 0) {
-    fuse_destroy(f);
-    return IoError("could not mount on " + o.mountpoint + " (already mounted? not empty? see messages above)");
-  }
-  struct fuse_session* se = fuse_get_session(f);
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_unmount(f);
-    fuse_destroy(f);
-    return Internal("could not install signal handlers");
-  }
-  if (!o.foreground && fuse_daemonize(0) != 0) {
-    fuse_remove_signal_handlers(se);
-    fuse_unmount(f);
-    fuse_destroy(f);
-    return Internal("could not go to the background");
-  }
-  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, 8);
-  int rc = fuse_loop_mt(f, cfg);
-  fuse_loop_cfg_destroy(cfg);
-  fuse_remove_signal_handlers(se);
-  fuse_unmount(f);
-  fuse_destroy(f);  // calls destroy: the manifest is saved
-  if (rc < 0) return IoError("FUSE loop ended with error " + std::string(std::strerror(-rc)));
-  return Status::Ok();
-}
-
-Status Unmount(const std::string& mountpoint) {
-  if (::umount2(mountpoint.c_str(), 0) == 0) return Status::Ok();
-  int err = errno;
-  if (err == EINVAL) return InvalidArgument(mountpoint + " is not a mount point");
-  pid_t pid = fork();
-  if (pid == 0) {
-    execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return ErrnoStatus("unmount " + mountpoint, err);
-  return Status::Ok();
+  FuseRunOptions run;
+  run.mountpoint = o.mountpoint;
+  run.fsname = "coffer-crypt";
+  run.read_only = o.read_only;
+  run.foreground = o.foreground;
+  run.debug = o.debug;
+  return RunFuse(run, ops, fs.get());  // destroy (in RunFuse) saves the manifest
 }
 
 }  // namespace coffer::fuse

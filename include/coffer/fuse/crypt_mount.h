@@ -11,6 +11,7 @@
 #include <string>
 
 #include "coffer/base/status.h"
+#include "coffer/fuse/fuse_runner.h"
 #include "coffer/rclone/file_cipher.h"
 #include "coffer/rclone/keys.h"
 #include "coffer/rclone/name_cipher.h"
@@ -27,14 +28,8 @@ struct CryptMountOptions {
   bool debug = false;
 };
 
-// Maps a Status to a negative errno for FUSE replies (kDataLoss -> -EIO).
-int StatusToErrno(const Status& s);
-
 // Mounts and serves until unmounted. Returns OK after a clean unmount.
 Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys& keys,
                      const rclone::NameOptions& names);
-
-// Unmounts a FUSE mount point (umount2, falling back to fusermount3 -u).
-Status Unmount(const std::string& mountpoint);
 
 }  // namespace coffer::fuse
