@@ -15,7 +15,10 @@
 #if defined(__x86_64__)
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* placeholders.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <cpuid.h>
 #include <immintrin.h>
 
 namespace coffer::flash::internal {
@@ -26,9 +29,19 @@ bool CpuHasAesNi() {
   return have;
 }
 
+// CPUID directly: clang 14's __builtin_cpu_supports knows neither "vaes" nor "vpclmulqdq".
 bool CpuHasVaes512() {
-  static const bool have = CpuHasAesNi() && __builtin_cpu_supports("vaes") && __builtin_cpu_supports("vpclmulqdq") &&
-                           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  static const bool have = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!CpuHasAesNi() || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    bool avx512f = b & (1u << 16), avx512bw = b & (1u << 30), vaes = c & (1u << 9), vpclmulqdq = c & (1u << 10);
+    if (!(avx512f && avx512bw && vaes && vpclmulqdq)) return false;
+    // The OS must save the AVX-512 state: XCR0 bits 1, 2 (SSE, AVX) and 5, 6, 7 (opmask, ZMM).
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6u) == 0xe6u;
+  }();
   return have;
 }
 
