@@ -155,7 +155,8 @@ void AddDeviceOptions(CLI::App& cmd, DeviceOptions& o, DeviceUse use) {
                  "Key for --volume: a key file (file:PATH or PATH), pass:..., keyserver:CONFIG or tpm2:[pcrs=...]")
       ->group("Device");
   cmd.add_option("--anchor", o.anchor,
-                 "Anchor for --volume: a file, or tpm2:nv=HANDLE (TPM NV counter); default: the KEYSPEC's")
+                 "Anchor for --volume: a file, tpm2:nv=HANDLE (TPM NV counter) or witness:CONFIG.json (key server); "
+                 "default: the KEYSPEC's")
       ->group("Device");
   bool format = use == DeviceUse::kFormat;
   cmd.add_option("--block-size", o.block_size,

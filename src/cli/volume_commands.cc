@@ -25,13 +25,15 @@ const char* const kSpecHelp =
     "Passphrases are never taken from the command line. The anchor (the trusted commit counter that\n"
     "detects rollback) lives next to the key file as KEYFILE.anchor, or for passphrases and tpm2: in\n"
     "$XDG_STATE_HOME/coffer/anchors (~/.local/state/coffer/anchors); --anchor PATH overrides it, and\n"
-    "--anchor tpm2:nv=HANDLE[,pcrs=...][,tcti=CONF] keeps it in the TPM's NV counter (HANDLE and HANDLE+1).\n";
+    "--anchor tpm2:nv=HANDLE[,pcrs=...][,tcti=CONF] keeps it in the TPM's NV counter (HANDLE and HANDLE+1),\n"
+    "--anchor witness:CONFIG.json in the key server's freshness witness (CONFIG as for keyserver:).\n";
 
 void AddCommon(CLI::App* cmd, Common& c, bool json) {
   cmd->add_option("SPEC", c.spec, "backing store, e.g. file:/data/vol.img")->required();
   cmd->add_option("--key", c.key, "KEYSPEC that opens the volume (key file path, file:PATH, pass:..., tpm2:...)")
       ->required();
-  cmd->add_option("--anchor", c.anchor, "anchor file, or tpm2:nv=HANDLE (default: next to the key file)");
+  cmd->add_option("--anchor", c.anchor,
+                  "anchor file, tpm2:nv=HANDLE or witness:CONFIG.json (default: next to the key file)");
   if (json) cmd->add_flag("--json", c.json, "print machine-readable JSON");
 }
 

@@ -136,6 +136,11 @@ void RegisterKeyServerKeySpec() {
     COFFER_ASSIGN_OR_RETURN(KeyServerSpec spec, LoadKeyServerSpec(std::string(rest)));
     return NewKeyServerUnlockMethod(std::move(spec));
   });
+  // `--anchor witness:CONFIG.json`: the same server and device identity as a rollback anchor.
+  RegisterAnchorScheme("witness", [](std::string_view rest) -> Result<std::shared_ptr<Anchor>> {
+    COFFER_ASSIGN_OR_RETURN(KeyServerSpec spec, LoadKeyServerSpec(std::string(rest)));
+    return std::shared_ptr<Anchor>(std::make_shared<WitnessAnchor>(std::move(spec.client)));
+  });
 }
 
 }  // namespace coffer::keyserver

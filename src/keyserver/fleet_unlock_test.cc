@@ -81,6 +81,26 @@ TEST_F(FleetUnlockTest, WitnessAnchorRefusesARolledBackVolume) {
   EXPECT_FALSE(again.Load(id)->has_value());
 }
 
+TEST_F(FleetUnlockTest, WitnessAnchorSpecOpensTheServersWitness) {
+  std::string cfg = base_ + "/witness.json";
+  std::ofstream(cfg) << nlohmann::json{{"urls", Client().urls}, {"cert", Client().cert}, {"key", Client().key},
+                                       {"ca", Client().ca}, {"deadline_seconds", 2}}
+                            .dump();
+  RegisterKeyServerKeySpec();
+  auto anchor = OpenAnchorSpec("witness:" + cfg);
+  ASSERT_TRUE(anchor.ok()) << anchor.status().ToString();
+  VolumeId id{};
+  id[0] = 9;
+  AnchorEntry e{5, {}};
+  e.root[0] = 3;
+  ASSERT_TRUE((*anchor)->Commit(id, e).ok());
+  WitnessAnchor direct(Client());
+  EXPECT_EQ(**direct.Load(id), e);
+  e.counter = 4;
+  EXPECT_EQ((*anchor)->Commit(id, e).code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(OpenAnchorSpec("witness:" + base_ + "/missing.json").ok());
+}
+
 TEST_F(FleetUnlockTest, EscrowAndTangUnlockMethods) {
   std::string cfg = base_ + "/ks.json";
   for (const char* mode : {"escrow", "tang"}) {

@@ -7,7 +7,8 @@
 //    the unlock secret) or tang mode (server-blind; the slot parameters hold the public ECMR binding).
 //    CONFIG: {"urls": [...], "cert": PEM path, "key": PEM path, "ca": PEM path, "mode": "escrow"|"tang",
 //    "secret": "default", "deadline_seconds": 30} (docs/fleet.md).
-// RegisterKeyServerKeySpec() installs the scheme (call once at start-up). Thread-compatible.
+// RegisterKeyServerKeySpec() installs the KEYSPEC scheme and the anchor scheme `witness:CONFIG.json`
+// (a WitnessAnchor for the server and identity in CONFIG; call once at start-up). Thread-compatible.
 #pragma once
 
 #include "coffer/keys/anchor.h"
