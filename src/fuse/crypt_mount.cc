@@ -35,6 +35,8 @@ using rclone::kChunkDataSize;
 using rclone::kChunkSize;
 using rclone::kFileHeaderSize;
 
+constexpr unsigned kMaxRead = 2 * kChunkDataSize;  // read request cap: two chunks
+
 // Runs two halves of a job at once: the caller runs one, a persistent helper thread the other
 // (thread creation per 128 KiB request costs more than the decryption on a virtual machine). If no
 // helper is free the caller takes the second half back and runs it itself.
@@ -912,7 +914,8 @@ int OpUtimens(const char* path, const struct timespec tv[2], struct fuse_file_in
   return ::utimensat(AT_FDCWD, p.c_str(), tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
 }
 
-void* OpInit(struct fuse_conn_info*, struct fuse_config* cfg) {
+void* OpInit(struct fuse_conn_info* conn, struct fuse_config* cfg) {
+  conn->max_read = kMaxRead;  // must equal the max_read mount option (libfuse checks)
   cfg->use_ino = 0;
   cfg->kernel_cache = 0;
   cfg->attr_timeout = 1.0;
@@ -971,6 +974,10 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
   run.read_only = o.read_only;
   run.foreground = o.foreground;
   run.debug = o.debug;
+  // Sequential reads: a 1 MiB readahead window sent as 128 KiB (two-chunk) requests, which the
+  // loop's threads decrypt in parallel (the default 128 KiB window keeps one request in flight).
+  run.read_ahead_kb = 1024;
+  run.max_read = kMaxRead;
   return RunFuse(run, ops, fs.get());  // destroy (in RunFuse) saves the manifest
 }
 

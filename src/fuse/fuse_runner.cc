@@ -45,6 +45,41 @@ std::string LockPath(const std::string& mountpoint) {
   return base + name;
 }
 
+// The sysfs readahead knob of the mount on `real_mountpoint` (an absolute, resolved path), found in
+// /proc/self/mountinfo: stat() on the mount point would wait for the loop, which is not running yet.
+std::string ReadAheadKnob(const std::string& real_mountpoint) {
+  std::string want;  // mountinfo escapes space, tab, newline and backslash as \ooo
+  for (char c : real_mountpoint) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+      char esc[5];
+      std::snprintf(esc, sizeof esc, "\\%03o", unsigned(uint8_t(c)));
+      want += esc;
+    } else {
+      want += c;
+    }
+  }
+  FILE* mi = std::fopen("/proc/self/mountinfo", "re");
+  if (!mi) return {};
+  std::string dev;  // the last (topmost) mount on that path
+  char line[4096];
+  while (std::fgets(line, sizeof line, mi)) {
+    char id_dev[64], root[PATH_MAX], point[PATH_MAX];
+    unsigned id, parent;
+    if (std::sscanf(line, "%u %u %63s %4095s %4095s", &id, &parent, id_dev, root, point) == 5 && want == point)
+      dev = id_dev;
+  }
+  std::fclose(mi);
+  return dev.empty() ? std::string() : "/sys/class/bdi/" + dev + "/read_ahead_kb";
+}
+
+void WriteReadAhead(const std::string& knob, unsigned kb) {
+  int fd = ::open(knob.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;  // not root: the kernel's default window stays
+  std::string v = std::to_string(kb) + "\n";
+  (void)!::write(fd, v.data(), v.size());
+  ::close(fd);
+}
+
 }  // namespace
 
 void LogMountError(const std::string& mountpoint, bool foreground, const std::string& message) {
@@ -78,16 +113,23 @@ Status RunFuse(const FuseRunOptions& o, const struct fuse_operations& ops, void*
   std::vector<std::string> argv_s = {"coffer", "-o", "fsname=" + o.fsname, "-o", "subtype=coffer",
                                      "-o", "default_permissions"};
   if (o.read_only) { argv_s.push_back("-o"); argv_s.push_back("ro"); }
+  if (o.max_read > 0) { argv_s.push_back("-o"); argv_s.push_back("max_read=" + std::to_string(o.max_read)); }
   if (o.debug) argv_s.push_back("-d");
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   struct fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
   struct fuse* f = fuse_new(&args, &ops, sizeof ops, private_data);
   if (!f) return Internal("fuse_new failed (bad mount options?)");
+  std::string ra_knob, ra_path;
+  if (o.read_ahead_kb > 0) {  // resolved before mounting: afterwards the path leads into the mount
+    char real[PATH_MAX];
+    if (::realpath(o.mountpoint.c_str(), real)) ra_path = real;
+  }
   if (fuse_mount(f, o.mountpoint.c_str()) != 0) {
     fuse_destroy(f);
     return IoError("could not mount on " + o.mountpoint + " (already mounted? see the messages above)");
   }
+  if (!ra_path.empty()) ra_knob = ReadAheadKnob(ra_path);
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock_fd >= 0 && ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock_fd);
@@ -121,18 +163,32 @@ Status RunFuse(const FuseRunOptions& o, const struct fuse_operations& ops, void*
       ::close(cwd);
     }
   }
+  // The kernel sets the window from the INIT reply, so it is widened only once INIT is done: this
+  // thread's stat() of the mount root is answered after it (or fails once unmounted).
+  std::thread ra_thread;
+  if (!ra_knob.empty()) {
+    ra_thread = std::thread([ra_path, ra_knob, kb = o.read_ahead_kb] {
+      struct stat root;
+      if (::stat(ra_path.c_str(), &root) == 0) WriteReadAhead(ra_knob, kb);
+    });
+  }
   int rc;
   if (o.max_threads <= 1) {
     rc = fuse_loop(f);
   } else {
-    struct fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, unsigned(o.max_threads));
-    fuse_loop_cfg_set_idle_threads(cfg, unsigned(o.max_threads));  // no thread churn per request
-    rc = fuse_loop_mt(f, cfg);
-    fuse_loop_cfg_destroy(cfg);
+    // At FUSE_USE_VERSION 35 fuse_loop_mt is fuse_loop_mt_32, which reads its argument as this
+    // public (v1) struct. Passing it fuse_loop_cfg_create()'s private v2 struct instead, as this
+    // code once did, made libfuse read max_idle_threads = 0: a new thread for every request (one
+    // clone + stack munmap per 128 KiB read, a quarter of the mount's read profile). The thread
+    // limit is libfuse's default (10).
+    struct fuse_loop_config cfg {};
+    cfg.clone_fd = 0;
+    cfg.max_idle_threads = unsigned(o.max_threads);  // no thread churn per request
+    rc = fuse_loop_mt(f, &cfg);
   }
   fuse_remove_signal_handlers(se);
   fuse_unmount(f);
+  if (ra_thread.joinable()) ra_thread.join();
   fuse_destroy(f);  // runs the destroy operation: final write-back
   release_lock();
   if (rc < 0) return IoError("FUSE loop ended with error " + std::string(std::strerror(-rc)));

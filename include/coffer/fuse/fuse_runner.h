@@ -19,7 +19,12 @@ struct FuseRunOptions {
   bool read_only = false;    // adds -o ro (the operations refuse changes themselves too)
   bool foreground = true;    // false: go to the background once the mount is up
   bool debug = false;        // libfuse's -d (every request on stderr)
-  int max_threads = 8;       // 1: single-threaded loop
+  int max_threads = 8;       // 1: single-threaded loop; else idle threads kept (no thread per request)
+  // Streaming reads (0 = the kernel's defaults). read_ahead_kb sets the mount's readahead window
+  // (/sys/class/bdi/<dev>/read_ahead_kb; needs root, silently kept otherwise) and max_read caps each
+  // read request, so a large window arrives as several requests served at once by the loop's threads.
+  unsigned read_ahead_kb = 0;
+  unsigned max_read = 0;
 };
 
 // Checks the mount point and /dev/fuse, mounts `ops` with `private_data`, serves until unmounted
