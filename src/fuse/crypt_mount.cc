@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -527,7 +529,16 @@ class CryptFs {
       return Status::Ok();
     };
     Status s;
-    if (pieces.size() >= 2) {  // a 128 KiB readahead request is two chunks: one per thread
+    // A 128 KiB request is two chunks: opened on two threads, unless other reads are in flight
+    // (readahead sends several requests at once, which the loop's threads already spread over the
+    // cores; handing half of each to a helper would only add thread switches).
+    struct InFlight {
+      std::atomic<int>& n;
+      int now;
+      explicit InFlight(std::atomic<int>& c) : n(c), now(c.fetch_add(1) + 1) {}
+      ~InFlight() { n.fetch_sub(1); }
+    } in_flight(reads_in_flight_);
+    if (pieces.size() >= 2 && in_flight.now == 1) {
       size_t half = pieces.size() / 2;
       Status second_status;
       pool_.Both([&] { s = open(0, half, plain.data()); },
@@ -545,6 +556,7 @@ class CryptFs {
 
   const CryptMountOptions opts_;
   HelperPool pool_{2};
+  std::atomic<int> reads_in_flight_{0};
   rclone::RcloneKeys keys_;
   rclone::NameCipher names_;
   rclone::FileCipher files_;
@@ -942,6 +954,10 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
   CryptMountOptions o = options;
   char real[PATH_MAX];
   if (::realpath(options.encrypted_dir.c_str(), real)) o.encrypted_dir = real;
+  // libfuse mallocs and frees a reply buffer per read request (128 KiB): keep freed memory in the
+  // threads' arenas instead of trimming it back to the kernel (madvise + page faults per request).
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   auto fs = std::make_unique<CryptFs>(o, keys, names);
   COFFER_RETURN_IF_ERROR(fs->LoadManifest());
 
