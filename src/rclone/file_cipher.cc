@@ -110,8 +110,9 @@ size_t BatchChunks(int fd, int threads, size_t chunk_bytes) {
   return batch;
 }
 
-// Plaintext per worker step of the positional decrypt (16 chunks, 1 MiB).
-constexpr size_t kSliceChunks = 16;
+// Plaintext per worker step of the positional decrypt (4 chunks, 256 KiB): a slice's sealed and
+// opened copies stay in the core's L2 cache between the pread, the cipher and the pwrite.
+constexpr size_t kSliceChunks = 4;
 
 // Decrypts a regular file into a fresh, empty regular file with `workers` threads that each pread a
 // slice of chunks, open it into their own buffers and pwrite the plaintext at its offset: the read,
