@@ -462,6 +462,7 @@ class CryptFs {
       auto r = std::make_shared<EncReader>();
       r->fd = ::open(EncFile(f.rel).c_str(), O_RDONLY | O_CLOEXEC);
       if (r->fd < 0) return -errno;
+      (void)::posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // reads mostly stream: wider readahead
       struct stat st;
       if (::fstat(r->fd, &st) != 0) return -errno;
       auto plain_size = rclone::DecryptedSize(uint64_t(st.st_size));
