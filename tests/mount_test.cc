@@ -221,8 +221,11 @@ TEST(CryptMount, SequentialReadsUnderReadaheadAreExactAndFresh) {
     ASSERT_EQ(::stat(m.mnt.c_str(), &st), 0);
     std::string knob = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) +
                        "/read_ahead_kb";
-    if (fs::exists(knob)) {
-      EXPECT_EQ(ReadFile(knob), "1024\n");
+    if (fs::exists(knob)) {  // set right after the kernel's INIT, which may trail the mount command
+      std::string kb;
+      for (int i = 0; i < 100 && (kb = ReadFile(knob)) != "1024\n"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      EXPECT_EQ(kb, "1024\n");
     }
   }
   const std::string path = m.mnt + "/seq.bin";
