@@ -223,9 +223,9 @@ TEST(CryptMount, SequentialReadsUnderReadaheadAreExactAndFresh) {
                        "/read_ahead_kb";
     if (fs::exists(knob)) {  // set right after the kernel's INIT, which may trail the mount command
       std::string kb;
-      for (int i = 0; i < 100 && (kb = ReadFile(knob)) != "1024\n"; ++i)
+      for (int i = 0; i < 100 && (kb = ReadFile(knob)) != "2048\n"; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      EXPECT_EQ(kb, "1024\n");
+      EXPECT_EQ(kb, "2048\n");
     }
   }
   const std::string path = m.mnt + "/seq.bin";

@@ -37,7 +37,7 @@ using rclone::kChunkDataSize;
 using rclone::kChunkSize;
 using rclone::kFileHeaderSize;
 
-constexpr unsigned kMaxRead = 2 * kChunkDataSize;  // read request cap: two chunks
+constexpr unsigned kMaxRead = 8 * kChunkDataSize;  // read request cap: eight chunks (512 KiB)
 
 // Runs two halves of a job at once: the caller runs one, a persistent helper thread the other
 // (thread creation per 128 KiB request costs more than the decryption on a virtual machine). If no
@@ -530,7 +530,7 @@ class CryptFs {
       return Status::Ok();
     };
     Status s;
-    // A 128 KiB request is two chunks: opened on two threads, unless other reads are in flight
+    // A request of several chunks is opened on two threads, unless other reads are in flight
     // (readahead sends several requests at once, which the loop's threads already spread over the
     // cores; handing half of each to a helper would only add thread switches).
     struct InFlight {
@@ -991,9 +991,11 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
   run.read_only = o.read_only;
   run.foreground = o.foreground;
   run.debug = o.debug;
-  // Sequential reads: a 1 MiB readahead window sent as 128 KiB (two-chunk) requests, which the
-  // loop's threads decrypt in parallel (the default 128 KiB window keeps one request in flight).
-  run.read_ahead_kb = 1024;
+  // Sequential reads: a 2 MiB readahead window sent as 512 KiB (eight-chunk) requests, which the
+  // loop's threads decrypt in parallel (the default 128 KiB window keeps one 128 KiB request in
+  // flight). Measured: 128, 256, 512 KiB and 1 MiB requests with 1-4 MiB windows; 512 KiB/2 MiB
+  // used the least CPU per byte (fewer requests, each still small enough to spread over cores).
+  run.read_ahead_kb = 2048;
   run.max_read = kMaxRead;
   return RunFuse(run, ops, fs.get());  // destroy (in RunFuse) saves the manifest
 }
