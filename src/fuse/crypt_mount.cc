@@ -955,7 +955,7 @@ Status RunCryptMount(const CryptMountOptions& options, const rclone::RcloneKeys&
   CryptMountOptions o = options;
   char real[PATH_MAX];
   if (::realpath(options.encrypted_dir.c_str(), real)) o.encrypted_dir = real;
-  // libfuse mallocs and frees a reply buffer per read request (128 KiB): keep freed memory in the
+  // libfuse mallocs and frees a reply buffer per read request (up to 512 KiB): keep freed memory in the
   // threads' arenas instead of trimming it back to the kernel (madvise + page faults per request).
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
