@@ -135,7 +135,8 @@ void Write(benchmark::State& state, const std::string& sys) {
 std::string Knob(const std::string& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) return "";
-  return "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
+  return "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) +
+         "/read_ahead_kb";
 }
 std::string ReadKnob(const std::string& knob) {
   std::ifstream f(knob);
@@ -224,7 +225,8 @@ int main(int argc, char** argv) {
   if (same != g_best.end() && cr != g_best.end())
     std::printf("%-22s %9.1f MiB/s %10.1f MiB/s %8s   (gocryptfs, same readahead window as coffer: %s KiB)\n",
                 ("seq read " + std::to_string(g_mib) + " MiB").c_str(), double(g_mib) / cr->second,
-                double(g_mib) / same->second, (std::to_string(same->second / cr->second * 1.0).substr(0, 4) + "x").c_str(),
+                double(g_mib) / same->second,
+                (std::to_string(same->second / cr->second).substr(0, 4) + "x").c_str(),
                 ReadKnob(Knob(Mnt("coffer"))).c_str());
   Teardown();
   return 0;

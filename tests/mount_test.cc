@@ -219,8 +219,8 @@ TEST(CryptMount, SequentialReadsUnderReadaheadAreExactAndFresh) {
   if (::geteuid() == 0) {  // the mount widens its readahead window (root only)
     struct stat st;
     ASSERT_EQ(::stat(m.mnt.c_str(), &st), 0);
-    std::string knob = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) +
-                       "/read_ahead_kb";
+    std::string knob = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                       std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
     if (fs::exists(knob)) {  // set right after the kernel's INIT, which may trail the mount command
       std::string kb;
       for (int i = 0; i < 100 && (kb = ReadFile(knob)) != "2048\n"; ++i)

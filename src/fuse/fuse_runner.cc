@@ -65,8 +65,8 @@ std::string ReadAheadKnob(const std::string& real_mountpoint) {
   while (std::fgets(line, sizeof line, mi)) {
     char id_dev[64], root[PATH_MAX], point[PATH_MAX];
     unsigned id, parent;
-    if (std::sscanf(line, "%u %u %63s %4095s %4095s", &id, &parent, id_dev, root, point) == 5 && want == point)
-      dev = id_dev;
+    int n = std::sscanf(line, "%u %u %63s %4095s %4095s", &id, &parent, id_dev, root, point);
+    if (n == 5 && want == point) dev = id_dev;
   }
   std::fclose(mi);
   return dev.empty() ? std::string() : "/sys/class/bdi/" + dev + "/read_ahead_kb";
