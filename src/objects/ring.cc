@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -42,7 +44,8 @@ int FutexWait(uint32_t* addr, uint32_t expected, int timeout_ms) {
 }
 void FutexWake(uint32_t* addr) { (void)::syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
 
-// Spins until pred() or `us` microseconds pass (the clock is read every 64 turns).
+// Spins until pred() or `us` microseconds pass (the clock is read every 64 turns). After the first
+// few hundred turns it yields between checks, so a peer that shares this CPU still gets to run.
 template <typename Pred>
 bool SpinFor(uint32_t us, Pred pred) {
   if (pred()) return true;
@@ -50,9 +53,22 @@ bool SpinFor(uint32_t us, Pred pred) {
   auto deadline = Clock::now() + std::chrono::microseconds(us);
   for (uint32_t i = 1;; ++i) {
     if (pred()) return true;
-    CpuRelax();
+    if (i < 512) {
+      CpuRelax();
+    } else {
+      ::sched_yield();
+    }
     if ((i & 63) == 0 && Clock::now() >= deadline) return pred();
   }
+}
+
+// The spin budget adapts to what was seen: a wait that ended within the maximum restores full
+// spinning; a longer one (a slow operation, an idle peer) halves it down to a floor of 1/8 of the
+// maximum, so a busy connection spins while answers come quickly, an idle one sleeps after a few
+// microseconds, and one that slowed down can still notice that it sped up again.
+uint32_t NextSpinBudget(uint32_t budget_us, uint32_t max_us, Clock::duration waited) {
+  if (waited <= std::chrono::microseconds(max_us)) return max_us;
+  return std::max(budget_us / 2, max_us / 8);
 }
 
 }  // namespace
@@ -230,7 +246,8 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
   }
   auto seq_word = ring_.Word(kRingOffAnswerSeq);
   auto done = [&] { return seq_word.load(std::memory_order_acquire) == seq; };
-  if (!SpinFor(spin_.client_spin_us, done)) {
+  auto started = Clock::now();
+  if (!SpinFor(spin_budget_us_, done)) {
     auto waiting = ring_.Word(kRingOffClientWaiting);
     while (true) {
       waiting.store(1, std::memory_order_seq_cst);
@@ -243,6 +260,7 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
     }
     waiting.store(0, std::memory_order_relaxed);
   }
+  spin_budget_us_ = NextSpinBudget(spin_budget_us_, spin_.client_spin_us, Clock::now() - started);
   uint32_t len = ring_.Word(kRingOffAnswerLen).load(std::memory_order_acquire);
   if (len > ring_.slot_size()) return Corrupt("object daemon wrote an answer larger than the ring slot");
   answer = ByteSpan(ring_.answer_area(), len);
@@ -292,9 +310,11 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
     ans_seq.store(seq, std::memory_order_seq_cst);
     if (waiting.load(std::memory_order_seq_cst) != 0) FutexWake(reinterpret_cast<uint32_t*>(ring.base() + kRingOffAnswerSeq));
   };
+  uint32_t budget = spin.server_spin_us;
+  auto idle_since = Clock::now();
   while (!stopping.load(std::memory_order_relaxed)) {
     auto arrived = [&] { return req_seq.load(std::memory_order_acquire) != last; };
-    if (!SpinFor(spin.server_spin_us, arrived)) {
+    if (!SpinFor(budget, arrived)) {
       // Sleep on the socket, not a futex: poll() also sees the client hang up or die.
       sleeping.store(1, std::memory_order_seq_cst);
       if (req_seq.load(std::memory_order_seq_cst) == last) {
@@ -311,6 +331,7 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
       sleeping.store(0, std::memory_order_relaxed);
       continue;
     }
+    budget = NextSpinBudget(budget, spin.server_spin_us, Clock::now() - idle_since);
     uint32_t seq = req_seq.load(std::memory_order_acquire);
     uint32_t len = req_len.load(std::memory_order_relaxed);  // read once; the client may change it
     last = seq;
@@ -326,6 +347,7 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
     HandleRequestInto(session, request, quota_bytes, answer);
     if (answer.size() > slot) answer = ErrorAnswer(Internal("answer larger than the ring slot"));
     publish(seq);
+    idle_since = Clock::now();
   }
   return Status::Ok();
 }

@@ -25,8 +25,9 @@ inline constexpr size_t kRingOffMagic = 0, kRingOffVersion = 4, kRingOffHeaderSi
 inline constexpr size_t kRingOffRequestSeq = 64, kRingOffRequestLen = 68, kRingOffServerSleeping = 72;
 inline constexpr size_t kRingOffAnswerSeq = 128, kRingOffAnswerLen = 132, kRingOffClientWaiting = 136;
 
-// How long each side spins on the shared words before sleeping (daemon: poll() on the socket;
-// client: futex). Spinning only happens right after activity, so an idle daemon uses no CPU.
+// The most each side spins on the shared words before sleeping (daemon: poll() on the socket;
+// client: futex). Spinning happens only right after activity and the budget halves after each
+// longer wait, so an idle daemon uses no CPU.
 struct RingSpin {
   uint32_t server_spin_us = 50;
   uint32_t client_spin_us = 50;
@@ -74,11 +75,13 @@ class RingClient {
   SharedRing& ring() { return ring_; }  // tests scribble on it
 
  private:
-  RingClient(int sock, SharedRing ring, RingSpin spin) : sock_(sock), ring_(std::move(ring)), spin_(spin) {}
+  RingClient(int sock, SharedRing ring, RingSpin spin)
+      : sock_(sock), ring_(std::move(ring)), spin_(spin), spin_budget_us_(spin.client_spin_us) {}
   bool DaemonGone();
   int sock_;
   SharedRing ring_;
   RingSpin spin_;
+  uint32_t spin_budget_us_;  // adapts between 0 and spin_.client_spin_us
   uint32_t seq_ = 0;
 };
 
