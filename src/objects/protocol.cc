@@ -397,7 +397,7 @@ void SetLargeSocketBuffers(int fd) {
 Status FrameReader::Fill(size_t need, bool at_frame_start) {
   if (end_ - start_ >= need) return Status::Ok();
   if (buf_.size() - start_ < need) {  // move the partial frame to the front, grow if still short
-    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    if (end_ > start_) std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
     end_ -= start_;
     start_ = 0;
     if (buf_.size() < need) buf_.resize(std::max<size_t>(need, 64 * 1024));

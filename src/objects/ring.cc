@@ -44,13 +44,14 @@ int FutexWait(uint32_t* addr, uint32_t expected, int timeout_ms) {
 }
 void FutexWake(uint32_t* addr) { (void)::syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
 
-// Spins until pred() or `us` microseconds pass (the clock is read every 64 turns). After the first
-// few hundred turns it yields between checks, so a peer that shares this CPU still gets to run.
+// Spins until pred() or `us` microseconds pass. The clock is read only from the 64th turn on (a
+// quick answer costs no clock reads), then every 64 turns; after a few hundred turns it yields
+// between checks, so a peer that shares this CPU still gets to run.
 template <typename Pred>
 bool SpinFor(uint32_t us, Pred pred) {
   if (pred()) return true;
   if (us == 0) return false;
-  auto deadline = Clock::now() + std::chrono::microseconds(us);
+  Clock::time_point deadline;
   for (uint32_t i = 1;; ++i) {
     if (pred()) return true;
     if (i < 512) {
@@ -58,16 +59,23 @@ bool SpinFor(uint32_t us, Pred pred) {
     } else {
       ::sched_yield();
     }
-    if ((i & 63) == 0 && Clock::now() >= deadline) return pred();
+    if ((i & 63) == 0) {
+      auto now = Clock::now();
+      if (i == 64) {
+        deadline = now + std::chrono::microseconds(us);
+      } else if (now >= deadline) {
+        return pred();
+      }
+    }
   }
 }
 
-// The spin budget adapts to what was seen: a wait that ended within the maximum restores full
-// spinning; a longer one (a slow operation, an idle peer) halves it down to a floor of 1/8 of the
-// maximum, so a busy connection spins while answers come quickly, an idle one sleeps after a few
-// microseconds, and one that slowed down can still notice that it sped up again.
-uint32_t NextSpinBudget(uint32_t budget_us, uint32_t max_us, Clock::duration waited) {
-  if (waited <= std::chrono::microseconds(max_us)) return max_us;
+// The spin budget adapts to what was seen: a wait that ended while spinning restores full
+// spinning; one that had to sleep (a slow operation, an idle peer) halves it down to a floor of 1/8
+// of the maximum, so a busy connection spins while answers come quickly, an idle one sleeps after a
+// few microseconds, and one that slowed down still notices when it speeds up again.
+uint32_t NextSpinBudget(uint32_t budget_us, uint32_t max_us, bool spun) {
+  if (spun) return max_us;
   return std::max(budget_us / 2, max_us / 8);
 }
 
@@ -246,8 +254,8 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
   }
   auto seq_word = ring_.Word(kRingOffAnswerSeq);
   auto done = [&] { return seq_word.load(std::memory_order_acquire) == seq; };
-  auto started = Clock::now();
-  if (!SpinFor(spin_budget_us_, done)) {
+  bool spun = SpinFor(spin_budget_us_, done);
+  if (!spun) {
     auto waiting = ring_.Word(kRingOffClientWaiting);
     while (true) {
       waiting.store(1, std::memory_order_seq_cst);
@@ -260,7 +268,7 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
     }
     waiting.store(0, std::memory_order_relaxed);
   }
-  spin_budget_us_ = NextSpinBudget(spin_budget_us_, spin_.client_spin_us, Clock::now() - started);
+  spin_budget_us_ = NextSpinBudget(spin_budget_us_, spin_.client_spin_us, spun);
   uint32_t len = ring_.Word(kRingOffAnswerLen).load(std::memory_order_acquire);
   if (len > ring_.slot_size()) return Corrupt("object daemon wrote an answer larger than the ring slot");
   answer = ByteSpan(ring_.answer_area(), len);
@@ -311,10 +319,11 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
     if (waiting.load(std::memory_order_seq_cst) != 0) FutexWake(reinterpret_cast<uint32_t*>(ring.base() + kRingOffAnswerSeq));
   };
   uint32_t budget = spin.server_spin_us;
-  auto idle_since = Clock::now();
   while (!stopping.load(std::memory_order_relaxed)) {
     auto arrived = [&] { return req_seq.load(std::memory_order_acquire) != last; };
-    if (!SpinFor(budget, arrived)) {
+    bool spun = SpinFor(budget, arrived);
+    budget = NextSpinBudget(budget, spin.server_spin_us, spun);
+    if (!spun) {
       // Sleep on the socket, not a futex: poll() also sees the client hang up or die.
       sleeping.store(1, std::memory_order_seq_cst);
       if (req_seq.load(std::memory_order_seq_cst) == last) {
@@ -331,7 +340,6 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
       sleeping.store(0, std::memory_order_relaxed);
       continue;
     }
-    budget = NextSpinBudget(budget, spin.server_spin_us, Clock::now() - idle_since);
     uint32_t seq = req_seq.load(std::memory_order_acquire);
     uint32_t len = req_len.load(std::memory_order_relaxed);  // read once; the client may change it
     last = seq;
@@ -347,7 +355,6 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
     HandleRequestInto(session, request, quota_bytes, answer);
     if (answer.size() > slot) answer = ErrorAnswer(Internal("answer larger than the ring slot"));
     publish(seq);
-    idle_since = Clock::now();
   }
   return Status::Ok();
 }
