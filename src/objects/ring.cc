@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,8 +44,7 @@ int FutexWait(uint32_t* addr, uint32_t expected, int timeout_ms) {
 void FutexWake(uint32_t* addr) { (void)::syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
 
 // Spins until pred() or `us` microseconds pass. The clock is read only from the 64th turn on (a
-// quick answer costs no clock reads), then every 64 turns; after a few hundred turns it yields
-// between checks, so a peer that shares this CPU still gets to run.
+// quick answer costs no clock reads), then every 64 turns.
 template <typename Pred>
 bool SpinFor(uint32_t us, Pred pred) {
   if (pred()) return true;
@@ -54,11 +52,7 @@ bool SpinFor(uint32_t us, Pred pred) {
   Clock::time_point deadline;
   for (uint32_t i = 1;; ++i) {
     if (pred()) return true;
-    if (i < 512) {
-      CpuRelax();
-    } else {
-      ::sched_yield();
-    }
+    CpuRelax();
     if ((i & 63) == 0) {
       auto now = Clock::now();
       if (i == 64) {
@@ -68,15 +62,6 @@ bool SpinFor(uint32_t us, Pred pred) {
       }
     }
   }
-}
-
-// The spin budget adapts to what was seen: a wait that ended while spinning restores full
-// spinning; one that had to sleep (a slow operation, an idle peer) halves it down to a floor of 1/8
-// of the maximum, so a busy connection spins while answers come quickly, an idle one sleeps after a
-// few microseconds, and one that slowed down still notices when it speeds up again.
-uint32_t NextSpinBudget(uint32_t budget_us, uint32_t max_us, bool spun) {
-  if (spun) return max_us;
-  return std::max(budget_us / 2, max_us / 8);
 }
 
 }  // namespace
@@ -254,7 +239,7 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
   }
   auto seq_word = ring_.Word(kRingOffAnswerSeq);
   auto done = [&] { return seq_word.load(std::memory_order_acquire) == seq; };
-  bool spun = SpinFor(spin_budget_us_, done);
+  bool spun = SpinFor(adapt_.Budget(), done);
   if (!spun) {
     auto waiting = ring_.Word(kRingOffClientWaiting);
     while (true) {
@@ -268,7 +253,7 @@ Status RingClient::Call(ByteSpan request, ByteSpan& answer) {
     }
     waiting.store(0, std::memory_order_relaxed);
   }
-  spin_budget_us_ = NextSpinBudget(spin_budget_us_, spin_.client_spin_us, spun);
+  adapt_.Record(spun);
   uint32_t len = ring_.Word(kRingOffAnswerLen).load(std::memory_order_acquire);
   if (len > ring_.slot_size()) return Corrupt("object daemon wrote an answer larger than the ring slot");
   answer = ByteSpan(ring_.answer_area(), len);
@@ -318,11 +303,11 @@ Status ServeRing(int sock, Session& session, ByteSpan attach_request, uint64_t q
     ans_seq.store(seq, std::memory_order_seq_cst);
     if (waiting.load(std::memory_order_seq_cst) != 0) FutexWake(reinterpret_cast<uint32_t*>(ring.base() + kRingOffAnswerSeq));
   };
-  uint32_t budget = spin.server_spin_us;
+  AdaptiveSpin adapt(spin.server_spin_us);
   while (!stopping.load(std::memory_order_relaxed)) {
     auto arrived = [&] { return req_seq.load(std::memory_order_acquire) != last; };
-    bool spun = SpinFor(budget, arrived);
-    budget = NextSpinBudget(budget, spin.server_spin_us, spun);
+    bool spun = SpinFor(adapt.Budget(), arrived);
+    adapt.Record(spun);
     if (!spun) {
       // Sleep on the socket, not a futex: poll() also sees the client hang up or die.
       sleeping.store(1, std::memory_order_seq_cst);

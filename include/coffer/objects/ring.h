@@ -26,11 +26,35 @@ inline constexpr size_t kRingOffRequestSeq = 64, kRingOffRequestLen = 68, kRingO
 inline constexpr size_t kRingOffAnswerSeq = 128, kRingOffAnswerLen = 132, kRingOffClientWaiting = 136;
 
 // The most each side spins on the shared words before sleeping (daemon: poll() on the socket;
-// client: futex). Spinning happens only right after activity and the budget halves after each
-// longer wait, so an idle daemon uses no CPU.
+// client: futex). Spinning happens only right after activity and stops after a miss
+// (AdaptiveSpin), so an idle daemon uses no CPU.
 struct RingSpin {
   uint32_t server_spin_us = 50;
   uint32_t client_spin_us = 50;
+};
+
+// How long one side spins next time. A wait that ended while spinning keeps the full budget; a
+// miss (the peer was slow, idle, or not even running because the CPUs are busy) stops spinning
+// altogether, and only every 32nd wait after that probes with a quarter budget. So spinning costs
+// nothing on a loaded machine or an idle connection, and comes back when answers are quick again.
+class AdaptiveSpin {
+ public:
+  explicit AdaptiveSpin(uint32_t max_us) : max_us_(max_us), budget_us_(max_us) {}
+  uint32_t Budget() {
+    if (budget_us_ == 0 && ++misses_since_ >= 32) {
+      misses_since_ = 0;
+      return max_us_ / 4;
+    }
+    return budget_us_;
+  }
+  void Record(bool hit) {
+    budget_us_ = hit ? max_us_ : 0;
+    if (hit) misses_since_ = 0;
+  }
+
+ private:
+  uint32_t max_us_, budget_us_;
+  uint32_t misses_since_ = 0;
 };
 
 // One mapped ring.
@@ -76,12 +100,12 @@ class RingClient {
 
  private:
   RingClient(int sock, SharedRing ring, RingSpin spin)
-      : sock_(sock), ring_(std::move(ring)), spin_(spin), spin_budget_us_(spin.client_spin_us) {}
+      : sock_(sock), ring_(std::move(ring)), spin_(spin), adapt_(spin.client_spin_us) {}
   bool DaemonGone();
   int sock_;
   SharedRing ring_;
   RingSpin spin_;
-  uint32_t spin_budget_us_;  // adapts between 0 and spin_.client_spin_us
+  AdaptiveSpin adapt_;
   uint32_t seq_ = 0;
 };
 
