@@ -51,7 +51,9 @@ class ServerTest : public ::testing::TestWithParam<Transport> {
   std::unique_ptr<ObjectConnection> Connect() {
     auto c = ConnectObjectDaemon(socket_, Options());
     EXPECT_TRUE(c.ok()) << c.status().ToString();
-    if (c.ok()) EXPECT_STREQ((*c)->transport(), Expected());
+    if (c.ok()) {
+      EXPECT_STREQ((*c)->transport(), Expected());
+    }
     return c.ok() ? std::move(c).value() : nullptr;
   }
   static Status Put(ObjectConnection& c, const std::string& id, ByteSpan data, const std::string& share = "") {
