@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "blockhost/test_host.h"
+#include "coffer/net/net.h"
 #include "coffer/remote/remote_store.h"
 
 namespace {
@@ -40,20 +41,6 @@ constexpr double kSeconds = 1.0;  // per sample; kRounds samples per configurati
 
 // A port the kernel just handed out and that is free again (the socket is closed before returning;
 // an httplib::Server would keep it bound until destroyed with stop()).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // Up to ~10 s for the peer to answer 200 (or less if `child` exits first).
 bool WaitUp(int port, const std::string& path, pid_t child = -1) {
   for (int i = 0; i < 100; ++i) {
@@ -200,7 +187,7 @@ struct Hosts {
     coffer = std::make_unique<TestHost>(o);
     // nginx with a temp config: one static 272-byte file, keep-alive, no logs.
     std::ofstream(dir + "/rec.bin", std::ios::binary) << std::string(272, 'x');
-    nginx_port = FreePort();
+    nginx_port = coffer::net::FreeLoopbackPort();
     std::ofstream(dir + "/nginx.conf")
         << "daemon off; worker_processes 2; pid " << dir << "/nginx.pid; error_log " << dir << "/nginx.err;\n"
         << "events { worker_connections 1024; }\n"
@@ -223,7 +210,7 @@ struct Hosts {
       }
       break;
     }
-    python_port = FreePort();
+    python_port = coffer::net::FreeLoopbackPort();
     python = fork();
     if (python == 0) {
       execlp("python3", "python3", COFFER_BENCH_SOURCE_DIR "/disk_host_imitation.py", std::to_string(python_port).c_str(), nullptr);

@@ -13,6 +13,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <map>
 
 #include "coffer/base/random.h"
@@ -38,18 +39,24 @@ double RawBytesPerSecond(AeadAlgorithm alg, size_t size) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
   };
-  double start = cpu();
-  uint64_t bytes = 0;
-  double secs = 0;
-  do {
-    for (int i = 0; i < 256; ++i) {
-      nonce[0]++;
-      (void)aead->Seal(nonce, ad, {buf.data(), size}, buf);
-      bytes += size;
-    }
-    secs = cpu() - start;
-  } while (secs < 0.3);
-  return cache[key] = double(bytes) / secs;
+  // The best of five 0.1 s slices: a slice slowed by the VM's neighbours would lower the ceiling and
+  // flatter every ratio measured against it.
+  double best = 0;
+  for (int slice = 0; slice < 5; ++slice) {
+    double start = cpu();
+    uint64_t bytes = 0;
+    double secs = 0;
+    do {
+      for (int i = 0; i < 256; ++i) {
+        nonce[0]++;
+        (void)aead->Seal(nonce, ad, {buf.data(), size}, buf);
+        bytes += size;
+      }
+      secs = cpu() - start;
+    } while (secs < 0.1);
+    best = std::max(best, double(bytes) / secs);
+  }
+  return cache[key] = best;
 }
 
 AeadAlgorithm RawFor(CipherSuite suite) {

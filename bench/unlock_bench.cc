@@ -20,6 +20,7 @@
 
 #include "coffer/keyserver/client.h"
 #include "coffer/keyserver/server.h"
+#include "coffer/net/net.h"
 #include "coffer/pki/pki.h"
 
 using namespace coffer;
@@ -33,19 +34,6 @@ struct Env {
   int nginx_port = 0;
   std::string nginx_skip;
 };
-
-int FreePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
-}
 
 Env& Get() {
   static Env* env = [] {
@@ -76,7 +64,7 @@ Env& Get() {
     if (::access(nginx_bin, X_OK) != 0) {
       e->nginx_skip = "nginx not installed (apt-get install nginx-light)";
     } else {
-      e->nginx_port = FreePort();
+      e->nginx_port = net::FreeLoopbackPort();
       std::filesystem::create_directories(e->dir + "/nginx/logs");
       std::ofstream(e->dir + "/nginx/nginx.conf")
           << "worker_processes 2; daemon off; pid " << e->dir << "/nginx/nginx.pid; error_log " << e->dir

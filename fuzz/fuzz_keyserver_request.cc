@@ -11,6 +11,7 @@
 #include "coffer/keyserver/server.h"
 #include "coffer/keyserver/tang.h"
 #include "coffer/keyserver/witness.h"
+#include "coffer/net/net.h"
 
 using namespace coffer;
 
@@ -49,8 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 2: {
-      auto c = keyserver::ParseCidr(text);
-      if (c.ok()) (void)keyserver::CidrContains(*c, "10.1.2.3");
+      auto c = net::CidrAllowlist::Parse({text});  // the key server's --allow
+      if (c.ok()) (void)c->Allows("10.1.2.3"), (void)c->Allows("::ffff:10.1.2.3");
       break;
     }
     case 3: {

@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "coffer/net/net.h"
+
 extern char** environ;
 
 namespace coffer::e2e {
@@ -112,17 +114,7 @@ void WriteFile(const std::string& path, const std::string& data) {
   out << data;
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+int FreePort() { return net::FreeLoopbackPort(); }
 
 bool WaitForHttp(int port, const std::string& path, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

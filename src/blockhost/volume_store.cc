@@ -118,13 +118,16 @@ class Volume {
   // queued, appends all their log entries in one write, flushes the log once, applies them to the
   // volume file in order, and answers each. A batch's records reach the volume file only after its
   // entry is durable, so a crash leaves either the whole batch (redone from the log) or none of it.
+  // Each waiter sleeps on its own condition variable and is woken exactly when its batch is answered
+  // or when it is first in line to lead the next group (a shared notify_all woke every queued writer
+  // after each group, only for most of them to sleep again).
   Result<BatchResult> Apply(const BatchView& b, bool check_generation) {
     Pending me{&b, check_generation};
     std::unique_lock ql(queue_mu_);
     queue_.push_back(&me);
     while (!me.done) {
       if (leader_) {
-        queue_cv_.wait(ql);
+        me.wake.wait(ql);
         continue;
       }
       leader_ = true;
@@ -133,9 +136,12 @@ class Volume {
       ql.unlock();
       ApplyGroup(group);  // fills in every result
       ql.lock();
-      for (Pending* p : group) p->done = true;
+      for (Pending* p : group) {
+        p->done = true;
+        if (p != &me) p->wake.notify_one();
+      }
       leader_ = false;
-      queue_cv_.notify_all();
+      if (!queue_.empty()) queue_.front()->wake.notify_one();  // the next group's leader
     }
     return std::move(me.result);
   }
@@ -154,6 +160,7 @@ class Volume {
     bool check_generation;
     Result<BatchResult> result = Internal("batch not processed");
     bool done = false;  // set under queue_mu_ once result is final
+    std::condition_variable wake;  // waited on with queue_mu_
   };
 
   // Checks one batch against the header as it will be after the earlier batches of its group.
@@ -373,7 +380,6 @@ class Volume {
   Bytes group_log_;       // the entries being committed (reused buffer)
   std::shared_mutex mu_;  // the volume state and files; readers shared
   std::mutex queue_mu_;   // the group-commit queue
-  std::condition_variable queue_cv_;
   std::vector<Pending*> queue_;
   bool leader_ = false;
   Bytes header_ = Bytes(kHeaderSize);

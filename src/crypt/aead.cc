@@ -119,6 +119,10 @@ class FixedKeyAead : public Aead {
 // XChaCha20-Poly1305: subkey = HChaCha20(key, nonce[0..16)), then ChaCha20-Poly1305 (IETF) under the
 // subkey with nonce 0x00000000 || nonce[16..24). Same output as libsodium's
 // crypto_aead_xchacha20poly1305_ietf_*, but the bulk work runs in OpenSSL's vectorised code.
+// Each direction keeps its context keyed with the subkey of the last nonce prefix it saw: callers
+// that draw nonces as (prefix per batch || counter), like the sealed volume, pay HChaCha20 and the
+// re-key once per batch instead of once per message. (The subkey lives only inside the OpenSSL
+// context, as a fixed key does for the other algorithms.)
 class XChaChaAead : public Aead {
  public:
   XChaChaAead() : evp_(EVP_chacha20_poly1305()), subkey_(kKeySize) {}
@@ -133,29 +137,45 @@ class XChaChaAead : public Aead {
   Status Seal(ByteSpan nonce, ByteSpan ad, ByteSpan pt, MutableByteSpan out) override {
     COFFER_RETURN_IF_ERROR(CheckSizes(nonce.size(), 24, pt.size(), out.size(), true));
     uint8_t iv[12];
-    Derive(nonce, iv);
-    Status s = evp_.Seal(subkey_.reveal().data(), iv, ad, pt, out);
-    sodium_memzero(subkey_.reveal().data(), kKeySize);
+    const uint8_t* key = Derive(nonce, iv, enc_prefix_);
+    Status s = evp_.Seal(key, iv, ad, pt, out);
+    Finish(key, s.ok(), enc_prefix_);
     return s;
   }
   Status Open(ByteSpan nonce, ByteSpan ad, ByteSpan sealed, MutableByteSpan out) override {
     COFFER_RETURN_IF_ERROR(CheckSizes(nonce.size(), 24, sealed.size(), out.size(), false));
     uint8_t iv[12];
-    Derive(nonce, iv);
-    Status s = evp_.Open(subkey_.reveal().data(), iv, ad, sealed, out);
-    sodium_memzero(subkey_.reveal().data(), kKeySize);
+    const uint8_t* key = Derive(nonce, iv, dec_prefix_);
+    Status s = evp_.Open(key, iv, ad, sealed, out);
+    Finish(key, s.ok() || s.code() == StatusCode::kDataLoss, dec_prefix_);  // a bad tag keeps the key
     return s;
   }
 
  private:
-  void Derive(ByteSpan nonce, uint8_t iv[12]) {
-    crypto_core_hchacha20(subkey_.reveal().data(), nonce.data(), key_.reveal().data(), nullptr);
+  struct Prefix {
+    bool valid = false;
+    uint8_t bytes[16];
+  };
+  // The subkey to key the context with, or nullptr when it is already keyed for this prefix.
+  const uint8_t* Derive(ByteSpan nonce, uint8_t iv[12], Prefix& keyed) {
     std::memset(iv, 0, 4);
     std::memcpy(iv + 4, nonce.data() + 16, 8);
+    if (keyed.valid && std::memcmp(keyed.bytes, nonce.data(), 16) == 0) return nullptr;
+    crypto_core_hchacha20(subkey_.reveal().data(), nonce.data(), key_.reveal().data(), nullptr);
+    std::memcpy(keyed.bytes, nonce.data(), 16);
+    keyed.valid = false;  // until the context has taken the subkey
+    return subkey_.reveal().data();
+  }
+  // After the EVP call: wipe the subkey copy; the prefix counts as keyed only if the call got as far
+  // as keying the context.
+  void Finish(const uint8_t* key, bool keyed_now, Prefix& keyed) {
+    if (key) sodium_memzero(subkey_.reveal().data(), kKeySize);
+    keyed.valid = keyed_now;
   }
   EvpAead evp_;
   SecretBytes key_;
   SecretBytes subkey_;
+  Prefix enc_prefix_, dec_prefix_;
 };
 
 }  // namespace

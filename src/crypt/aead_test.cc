@@ -96,6 +96,42 @@ TEST(Aead, XChaChaMatchesLibsodiumForManySizes) {
   }
 }
 
+// The subkey of the last nonce prefix is kept per direction: messages that share a prefix, switch
+// between prefixes, or follow a failed open must all still match libsodium exactly.
+TEST(Aead, XChaChaSharedAndAlternatingNoncePrefixesMatchLibsodium) {
+  ASSERT_GE(sodium_init(), 0);
+  SecretBytes key = SecretBytes::Random(32);
+  auto aead = NewAead(AeadAlgorithm::kXChaCha20Poly1305, key);
+  ASSERT_TRUE(aead.ok());
+  Bytes prefix_a = RandomBytes(16), prefix_b = RandomBytes(16);
+  for (int i = 0; i < 24; ++i) {
+    Bytes nonce = (i % 5 < 3) ? prefix_a : prefix_b;  // runs of one prefix, then the other
+    Bytes suffix = RandomBytes(8);
+    nonce.insert(nonce.end(), suffix.begin(), suffix.end());
+    Bytes pt = RandomBytes(100 + i), ad = RandomBytes(32);
+    Bytes ours(pt.size() + 16), theirs(pt.size() + 16);
+    ASSERT_TRUE((*aead)->Seal(nonce, ad, pt, ours).ok());
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(theirs.data(), &clen, pt.data(), pt.size(), ad.data(), ad.size(),
+                                               nullptr, nonce.data(), key.reveal().data());
+    ASSERT_EQ(ours, theirs) << "message " << i;
+    if (i % 4 == 1) {  // a tampered message under this prefix first: refused, and nothing sticks
+      Bytes bad = theirs;
+      bad[3] ^= 1;
+      Bytes o(pt.size());
+      EXPECT_EQ((*aead)->Open(nonce, ad, bad, o).code(), StatusCode::kDataLoss);
+    }
+    Bytes back(pt.size());
+    ASSERT_TRUE((*aead)->Open(nonce, ad, theirs, back).ok()) << "message " << i;
+    EXPECT_EQ(back, pt);
+    // The same suffix under the other prefix is another key: it must not open.
+    bool under_a = std::equal(prefix_a.begin(), prefix_a.end(), nonce.begin());
+    Bytes other = under_a ? prefix_b : prefix_a;
+    other.insert(other.end(), suffix.begin(), suffix.end());
+    EXPECT_EQ((*aead)->Open(other, ad, theirs, back).code(), StatusCode::kDataLoss);
+  }
+}
+
 TEST(Aead, WrongSizesAreInvalidArgument) {
   auto aead = NewAead(AeadAlgorithm::kXChaCha20Poly1305, SecretBytes::Random(32));
   ASSERT_TRUE(aead.ok());

@@ -2137,6 +2137,18 @@ int Core::PrepDirRemoval(MDir* parent, uint16_t id, MList* dir) {
   return 0;
 }
 
+// After the commit that removed or replaced an entry: if it was a directory (PrepDirRemoval counted
+// it as an orphan), unlinks it from the metadata thread (its predecessor is found into *pred) and
+// takes the orphan count back down.
+int Core::DropRemovedDir(MDir* pred, MList* dir) {
+  if (!GHasOrphans(&gstate_)) return 0;
+  int err = PrepOrphans(-1);
+  if (err) return err;
+  err = FsPred(dir->m.pair, pred);
+  if (err) return err;
+  return DirDrop(pred, &dir->m);
+}
+
 int Core::Remove(const char* path) {
   int err = ForceConsistency();
   if (err) return err;
@@ -2156,15 +2168,7 @@ int Core::Remove(const char* path) {
   mlist_ = dir.next;
   if (err) return err;
 
-  if (GHasOrphans(&gstate_)) {
-    err = PrepOrphans(-1);
-    if (err) return err;
-    err = FsPred(dir.m.pair, &cwd);
-    if (err) return err;
-    err = DirDrop(&cwd, &dir.m);
-    if (err) return err;
-  }
-  return 0;
+  return DropRemovedDir(&cwd, &dir);
 }
 
 int Core::Rename(const char* oldpath, const char* newpath) {
@@ -2225,15 +2229,7 @@ int Core::Rename(const char* oldpath, const char* newpath) {
   }
 
   mlist_ = prevdir.next;
-  if (GHasOrphans(&gstate_)) {
-    err = PrepOrphans(-1);
-    if (err) return err;
-    err = FsPred(prevdir.m.pair, &newcwd);
-    if (err) return err;
-    err = DirDrop(&newcwd, &prevdir.m);
-    if (err) return err;
-  }
-  return 0;
+  return DropRemovedDir(&newcwd, &prevdir);
 }
 
 int32_t Core::GetAttr(const char* path, uint8_t type, void* buffer, uint32_t size) {

@@ -239,6 +239,7 @@ class Core {
   void PrepSuperblock(bool needs);
   int PrepOrphans(int8_t orphans);
   int PrepDirRemoval(MDir* parent, uint16_t id, MList* dir);
+  int DropRemovedDir(MDir* pred, MList* dir);
   void PrepMove(uint16_t id, const uint32_t pair[2]);
   int DeSuperblock();
   int DeMove();

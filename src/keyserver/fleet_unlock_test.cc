@@ -8,50 +8,19 @@
 #include <fstream>
 
 #include "coffer/keyserver/server.h"
-#include "coffer/pki/pki.h"
+#include "keyserver/key_server_fixture.h"
 
 namespace coffer::keyserver {
 namespace {
 
-class FleetUnlockTest : public ::testing::Test {
+// The server started, and Client() speaking as device dev-a.
+class FleetUnlockTest : public KeyServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffer-fu-XXXXXX";
-    base_ = mkdtemp(tmpl);
-    ca_ = base_ + "/ca";
-    ASSERT_TRUE(pki::InitCa(ca_).ok());
-    pki::IssueOptions so;
-    so.server = true;
-    so.hosts = {"127.0.0.1"};
-    ASSERT_TRUE(pki::Issue(ca_, "keys", so).ok());
-    ASSERT_TRUE(pki::Issue(ca_, "dev").ok());
-    ASSERT_TRUE(EnrollDevice(base_ + "/data", "dev", "default", "escrowed", false).ok());
-    ServerOptions o;
-    o.data_dir = base_ + "/data";
-    o.port = 0;
-    o.tls_cert = ca_ + "/servers/keys.crt";
-    o.tls_key = ca_ + "/servers/keys.key";
-    o.client_ca = ca_ + "/ca.crt";
-    auto s = KeyServer::Create(o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    server_ = std::move(*s);
-    ASSERT_TRUE(server_->Start().ok());
+    KeyServerTest::SetUp();
+    StartServer();
   }
-  void TearDown() override {
-    server_->Stop();
-    std::filesystem::remove_all(base_);
-  }
-  ClientOptions Client() {
-    ClientOptions c;
-    c.urls = {"https://127.0.0.1:" + std::to_string(server_->port())};
-    c.cert = ca_ + "/devices/dev.crt";
-    c.key = ca_ + "/devices/dev.key";
-    c.ca = ca_ + "/ca.crt";
-    c.deadline = std::chrono::milliseconds(2000);
-    return c;
-  }
-  std::string base_, ca_;
-  std::unique_ptr<KeyServer> server_;
+  ClientOptions Client() { return KeyServerTest::Client(ca_, "dev-a"); }
 };
 
 TEST_F(FleetUnlockTest, WitnessAnchorRefusesARolledBackVolume) {
@@ -119,7 +88,7 @@ TEST_F(FleetUnlockTest, EscrowAndTangUnlockMethods) {
     ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString();
     EXPECT_TRUE(a->Equals(*b));
     if (std::string(mode) == "escrow") {
-      EXPECT_EQ(a->reveal_string(), "escrowed");
+      EXPECT_EQ(a->reveal_string(), "secret-of-a-0123456789");
     }
     Bytes bad = *params;
     bad.pop_back();

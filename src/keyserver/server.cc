@@ -16,6 +16,7 @@
 #include "coffer/base/file_util.h"
 #include "coffer/keyserver/tang.h"
 #include "coffer/keyserver/witness.h"
+#include "coffer/net/net.h"
 #include "coffer/pki/pki.h"
 #include "pki/openssl_util.h"
 
@@ -103,10 +104,7 @@ class Impl : public KeyServer {
     if (o_.data_dir.empty()) return InvalidArgument("--data is required");
     if (::mkdir(o_.data_dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + o_.data_dir, errno);
     ::mkdir((o_.data_dir + "/devices").c_str(), 0700);
-    for (const auto& a : o_.allow) {
-      COFFER_ASSIGN_OR_RETURN(Cidr c, ParseCidr(a));
-      allow_.push_back(c);
-    }
+    COFFER_ASSIGN_OR_RETURN(allow_, net::CidrAllowlist::Parse(o_.allow));
     if (o_.tls_cert.empty() || o_.tls_key.empty() || o_.client_ca.empty()) {
       return InvalidArgument("--tls-cert, --tls-key and --client-ca are required (mutual TLS)");
     }
@@ -124,20 +122,18 @@ class Impl : public KeyServer {
   }
 
   Status Start() override {
-    std::string cert = o_.tls_cert, key = o_.tls_key, ca = o_.client_ca;
-    tls_ = std::make_unique<httplib::SSLServer>([cert, key, ca](SSL_CTX& ctx) {
-      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-      if (SSL_CTX_use_certificate_chain_file(&ctx, cert.c_str()) != 1) return false;
-      if (SSL_CTX_use_PrivateKey_file(&ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) return false;
-      if (SSL_CTX_check_private_key(&ctx) != 1) return false;
-      if (SSL_CTX_load_verify_locations(&ctx, ca.c_str(), nullptr) != 1) return false;
-      SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    // Revocation is checked per request against the reloadable CRL (IsRevoked), not in the context.
+    net::TlsServerConfig tls{.cert_file = o_.tls_cert, .key_file = o_.tls_key, .client_ca_file = o_.client_ca};
+    Status tls_status;
+    tls_ = std::make_unique<httplib::SSLServer>([&tls, &tls_status](SSL_CTX& ctx) {
+      tls_status = net::ConfigureServerContext(&ctx, tls);
+      if (!tls_status.ok()) return false;
       SSL_CTX_set_verify_depth(&ctx, 2);
       static const unsigned char kSid[] = "coffer-keys";
       SSL_CTX_set_session_id_context(&ctx, kSid, sizeof kSid - 1);
       return true;
     });
+    if (!tls_status.ok()) return tls_status;
     if (!tls_->is_valid()) return InvalidArgument("cannot load the TLS certificate, key or client CA");
     tls_->set_keep_alive_max_count(1000);
     // httplib writes a response's headers and body separately: without TCP_NODELAY, Nagle holds the
@@ -218,14 +214,10 @@ class Impl : public KeyServer {
   // Admission: allowlist, identity (mTLS listener), revocation, rate limit. Writes the refusal itself.
   bool Admit(const httplib::Request& req, httplib::Response& res, bool tls, Caller& caller) {
     std::string listener = tls ? "mtls" : "tang";
-    if (!allow_.empty()) {
-      bool ok = false;
-      for (const auto& c : allow_) ok = ok || CidrContains(c, req.remote_addr);
-      if (!ok) {
-        audit_->Write(listener, req.remote_addr, "", req.method, req.path, false, 403, "address not allowed");
-        JsonReply(res, 403, {{"error", "address not allowed"}});
-        return false;
-      }
+    if (!allow_.Allows(req.remote_addr)) {
+      audit_->Write(listener, req.remote_addr, "", req.method, req.path, false, 403, "address not allowed");
+      JsonReply(res, 403, {{"error", "address not allowed"}});
+      return false;
     }
     if (tls) {
       X509* cert = req.ssl ? SSL_get1_peer_certificate(const_cast<SSL*>(req.ssl)) : nullptr;
@@ -408,7 +400,7 @@ class Impl : public KeyServer {
 
   ServerOptions o_;
   RateLimiter limiter_;
-  std::vector<Cidr> allow_;
+  net::CidrAllowlist allow_;
   std::unique_ptr<tang::TangKeyStore> tang_;
   std::unique_ptr<WitnessStore> witness_;
   std::unique_ptr<AuditLog> audit_;
@@ -451,53 +443,6 @@ Status EnrollDevice(const std::string& data_dir, const std::string& device, cons
 Status RotateTangKeys(const std::string& data_dir) {
   COFFER_ASSIGN_OR_RETURN(auto store, tang::TangKeyStore::Open(data_dir + "/tang"));
   return store->Rotate();
-}
-
-Result<Cidr> ParseCidr(const std::string& text) {
-  Cidr c;
-  std::string addr = text;
-  int max = 0;
-  auto slash = text.find('/');
-  if (slash != std::string::npos) addr = text.substr(0, slash);
-  if (inet_pton(AF_INET, addr.c_str(), c.addr) == 1) {
-    c.family = AF_INET;
-    max = 32;
-  } else if (inet_pton(AF_INET6, addr.c_str(), c.addr) == 1) {
-    c.family = AF_INET6;
-    max = 128;
-  } else {
-    return InvalidArgument("'" + text + "' is not an address or CIDR (e.g. 10.0.0.0/8, fd00::/8)");
-  }
-  c.prefix = max;
-  if (slash != std::string::npos) {
-    std::string p = text.substr(slash + 1);
-    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string::npos || std::stoi(p) > max) {
-      return InvalidArgument("'" + text + "' has a bad prefix length");
-    }
-    c.prefix = std::stoi(p);
-  }
-  return c;
-}
-
-bool CidrContains(const Cidr& cidr, const std::string& address) {
-  unsigned char a[16] = {};
-  int family = AF_INET;
-  if (inet_pton(AF_INET, address.c_str(), a) != 1) {
-    family = AF_INET6;
-    if (inet_pton(AF_INET6, address.c_str(), a) != 1) return false;
-    // IPv4-mapped IPv6 (::ffff:a.b.c.d) matches IPv4 rules.
-    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (cidr.family == AF_INET && std::memcmp(a, kMapped, 12) == 0) {
-      std::memmove(a, a + 12, 4);
-      family = AF_INET;
-    }
-  }
-  if (family != cidr.family) return false;
-  int full = cidr.prefix / 8, rest = cidr.prefix % 8;
-  if (std::memcmp(a, cidr.addr, size_t(full)) != 0) return false;
-  if (rest == 0) return true;
-  unsigned char mask = (unsigned char)(0xff << (8 - rest));
-  return (a[full] & mask) == (cidr.addr[full] & mask);
 }
 
 }  // namespace coffer::keyserver

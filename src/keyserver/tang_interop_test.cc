@@ -15,6 +15,7 @@
 #include "coffer/keyserver/client.h"
 #include "coffer/keyserver/server.h"
 #include "coffer/keyserver/tang.h"
+#include "coffer/net/net.h"
 #include "coffer/pki/pki.h"
 
 namespace coffer::keyserver {
@@ -22,19 +23,6 @@ namespace {
 
 bool Executable(const std::string& p) { return ::access(p.c_str(), X_OK) == 0; }
 bool InPath(const std::string& name) { return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0; }
-
-int FreePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
-}
 
 std::string Slurp(const std::string& p) {
   std::ifstream in(p);
@@ -57,7 +45,7 @@ class TangInterop : public ::testing::Test {
   }
   // tangd on loopback via socat, serving db.
   int StartTangd(const std::string& db) {
-    int port = FreePort();
+    int port = net::FreeLoopbackPort();
     socat_pid_ = ::fork();
     if (socat_pid_ == 0) {
       std::string listen = "TCP-LISTEN:" + std::to_string(port) + ",bind=127.0.0.1,reuseaddr,fork";

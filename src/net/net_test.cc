@@ -41,6 +41,9 @@ TEST(Cidr, MatchesPrefixesAndRejectsGarbage) {
   EXPECT_TRUE(CidrAllowlist::Parse({})->Allows("1.2.3.4"));
   EXPECT_FALSE(CidrAllowlist::Parse({"10.0.0.0/33"}).ok());
   EXPECT_FALSE(CidrAllowlist::Parse({"example.com"}).ok());
+  for (const char* bad : {"", "x/8", "10.0.0.0/", "10.0.0.0/-1", "::/129", "10.0.0.0/8 "}) {
+    EXPECT_FALSE(CidrAllowlist::Parse({bad}).ok()) << bad;
+  }
   auto odd = CidrAllowlist::Parse({"192.168.0.0/23"});
   EXPECT_TRUE(odd->Allows("192.168.1.9"));
   EXPECT_FALSE(odd->Allows("192.168.2.9"));

@@ -12,17 +12,17 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <memory_resource>
-#include <unordered_map>
 #include <vector>
 
 #include "coffer/base/bytes.h"
+#include "volume/sector_index.h"
 
 namespace coffer::volume_internal {
 
 class PlainCache {
  public:
-  void Init(size_t slots, size_t sector_size) {
+  // `slots` sectors of `sector_size` bytes, for a volume of `sector_count` sectors.
+  void Init(size_t slots, size_t sector_size, uint64_t sector_count) {
     sector_size_ = sector_size;
     slots = slots ? slots : 1;
     // Not value-initialised: a large arena comes from mmap and its pages are backed only as slots
@@ -31,17 +31,16 @@ class PlainCache {
     used_ = 0;
     entries_.assign(slots, Entry{});
     ghost_.assign(slots, kNone);
-    index_.clear();
-    index_.reserve(slots);
+    index_.Init(sector_count);
     hand_ = 0;
   }
 
   // The cached plaintext, or nullptr.
   const uint8_t* Find(uint64_t sector) {
-    auto it = index_.find(sector);
-    if (it == index_.end()) return nullptr;
-    entries_[it->second].referenced = true;
-    return Slot(it->second);
+    uint32_t slot = index_.Get(sector);
+    if (slot == SectorIndex::kNone) return nullptr;
+    entries_[slot].referenced = true;
+    return Slot(slot);
   }
 
   // After a miss: should the sector be cached? True on its second miss within the window.
@@ -54,7 +53,7 @@ class PlainCache {
 
   // A slot for `sector` (evicting another); fill it, or Drop(sector) if filling fails.
   uint8_t* Insert(uint64_t sector) {
-    if (auto it = index_.find(sector); it != index_.end()) return Slot(it->second);
+    if (uint32_t slot = index_.Get(sector); slot != SectorIndex::kNone) return Slot(slot);
     for (;;) {
       Entry& e = entries_[hand_];
       if (e.sector != kNone && e.referenced) {
@@ -62,26 +61,26 @@ class PlainCache {
         hand_ = (hand_ + 1) % entries_.size();
         continue;
       }
-      if (e.sector != kNone) index_.erase(e.sector);
+      if (e.sector != kNone) index_.Set(e.sector, SectorIndex::kNone);
       size_t slot = hand_;
       used_ = std::max(used_, slot + 1);
       hand_ = (hand_ + 1) % entries_.size();
       e = Entry{sector, true};
-      index_.emplace(sector, uint32_t(slot));
+      index_.Set(sector, uint32_t(slot));
       return Slot(slot);
     }
   }
 
   void Drop(uint64_t sector) {
-    auto it = index_.find(sector);
-    if (it == index_.end()) return;
-    entries_[it->second] = Entry{};
-    index_.erase(it);
+    uint32_t slot = index_.Get(sector);
+    if (slot == SectorIndex::kNone) return;
+    entries_[slot] = Entry{};
+    index_.Set(sector, SectorIndex::kNone);
   }
 
   void Clear() {
     for (Entry& e : entries_) e = Entry{};
-    index_.clear();
+    index_.Reset();
     if (arena_) explicit_bzero(arena_.get(), used_ * sector_size_);  // every slot ever handed out
   }
   ~PlainCache() { Clear(); }
@@ -99,8 +98,7 @@ class PlainCache {
   size_t used_ = 0;  // slots [0, used_) have held plaintext
   std::vector<Entry> entries_;
   std::vector<uint64_t> ghost_;
-  std::pmr::unsynchronized_pool_resource pool_;
-  std::pmr::unordered_map<uint64_t, uint32_t> index_{&pool_};
+  SectorIndex index_;  // sector -> slot
   size_t hand_ = 0;
 };
 

@@ -7,7 +7,7 @@ namespace {
 
 TEST(PlainCache, AdmitsOnTheSecondMissAndFindsWhatWasInserted) {
   PlainCache c;
-  c.Init(4, 8);
+  c.Init(4, 8, 64);
   EXPECT_EQ(c.Find(10), nullptr);
   EXPECT_FALSE(c.Admit(10));  // first miss: remembered only
   EXPECT_TRUE(c.Admit(10));   // second: cache it
@@ -20,7 +20,7 @@ TEST(PlainCache, AdmitsOnTheSecondMissAndFindsWhatWasInserted) {
 
 TEST(PlainCache, AScanLargerThanTheCacheAdmitsNothing) {
   PlainCache c;
-  c.Init(4, 8);
+  c.Init(4, 8, 64);
   for (int pass = 0; pass < 3; ++pass) {
     for (uint64_t s = 0; s < 16; ++s) EXPECT_FALSE(c.Admit(s)) << "pass " << pass << " sector " << s;
   }
@@ -28,7 +28,7 @@ TEST(PlainCache, AScanLargerThanTheCacheAdmitsNothing) {
 
 TEST(PlainCache, ClockEvictionKeepsRecentlyUsedEntriesAndDropForgets) {
   PlainCache c;
-  c.Init(3, 4);
+  c.Init(3, 4, 64);
   for (uint64_t s : {1, 2, 3}) std::memset(c.Insert(s), int(s), 4);
   // All referenced: the hand clears them, then evicts 1; 4 takes its slot.
   std::memset(c.Insert(4), 4, 4);

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory_resource>
-#include <set>
 #include <unordered_map>
 
 #include "coffer/base/random.h"
 #include "coffer/crypt/hash.h"
 #include "volume/plain_cache.h"
+#include "volume/sector_index.h"
 #include "volume/volume_format.h"
 
 namespace coffer {
@@ -16,6 +15,7 @@ namespace coffer {
 using volume_format::Header;
 using volume_format::Layout;
 using volume_format::Slot;
+using volume_internal::SectorIndex;
 
 std::string_view CipherSuiteName(CipherSuite suite) {
   switch (suite) {
@@ -46,11 +46,34 @@ bool IsErased(ByteSpan b) {
   return b.empty() || (b[0] == 0xff && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
 }
 
-// Random nonces fetched from the OS CSPRNG in bulk (one getrandom per 2730 sectors, not per
-// sector: in a VM each system call costs about as much as sealing a small sector).
+// Sector nonces (24-byte field). AES-256-GCM: 12 random bytes from the OS CSPRNG, the GCM nonce,
+// then 12 zero bytes. Random bytes are fetched in bulk (one getrandom per 5460 sectors, not per sector:
+// in a VM each system call costs about as much as sealing a small sector). XChaCha20-Poly1305: a
+// fresh random 16-byte prefix per epoch (the sealings of one commit) followed by a 64-bit
+// little-endian counter, so that every nonce of an epoch shares one HChaCha20 subkey (derived and
+// keyed once per epoch, not per sector) and nonces within an epoch differ by their counter
+// (uniqueness argument in docs/security.md).
 class NonceSource {
  public:
-  void Take(uint8_t* out, size_t n) {
+  void Init(CipherSuite suite) { epoch_prefix_ = suite == CipherSuite::kXChaCha20Poly1305; }
+
+  void Take(uint8_t out[volume_format::kNonceSize]) {
+    if (!epoch_prefix_) {
+      TakeRandom(out, 12);
+      std::memset(out + 12, 0, volume_format::kNonceSize - 12);
+      return;
+    }
+    if (counter_ == 0) TakeRandom(prefix_, sizeof prefix_);
+    std::memcpy(out, prefix_, sizeof prefix_);
+    PutLe64(out + sizeof prefix_, counter_);
+    // Wraps to 0 only after 2^64 nonces, and 0 draws a new prefix: never the same pair twice.
+    counter_++;
+  }
+  // The next nonce starts a new epoch (called after each commit).
+  void NewEpoch() { counter_ = 0; }
+
+ private:
+  void TakeRandom(uint8_t* out, size_t n) {
     if (pos_ + n > buf_.size()) {
       FillRandom(buf_);
       pos_ = 0;
@@ -60,7 +83,9 @@ class NonceSource {
     pos_ += n;
   }
 
- private:
+  bool epoch_prefix_ = false;
+  uint8_t prefix_[16] = {};
+  uint64_t counter_ = 0;
   Bytes buf_ = Bytes(65520);
   size_t pos_ = 65520;
 };
@@ -110,10 +135,47 @@ struct SealedVolume::State {
     Bytes buf;    // kPlain: the plaintext; kSealed: the sealed record image; kErased: unused
     Bytes plain;  // kSealed: its plaintext once read back before the commit (else empty)
   };
-  // Map nodes come from a pool that keeps freed nodes: a commit of N sectors would otherwise free
-  // N nodes that the next N writes allocate again.
-  std::pmr::unsynchronized_pool_resource dirty_pool;
-  std::pmr::unordered_map<uint64_t, DirtySector> dirty{&dirty_pool};  // until Sync
+  // The dirty sectors in the order first changed, found by sector through a SectorIndex: every
+  // erase, prog and read looks here first, so no hashing and no allocation per operation.
+  class DirtySet {
+   public:
+    using Entry = std::pair<uint64_t, DirtySector>;
+    void Init(uint64_t sector_count) { index_.Init(sector_count); }
+    DirtySector* Find(uint64_t sector) {
+      uint32_t i = index_.Get(sector);
+      return i == SectorIndex::kNone ? nullptr : &entries_[i].second;
+    }
+    bool contains(uint64_t sector) const { return index_.Get(sector) != SectorIndex::kNone; }
+    // The entry for `sector`, added (erased) if absent. Valid until the next insertion.
+    DirtySector& operator[](uint64_t sector) {
+      if (DirtySector* d = Find(sector)) return *d;
+      index_.Set(sector, uint32_t(entries_.size()));
+      return entries_.emplace_back(sector, DirtySector{}).second;
+    }
+    void erase(uint64_t sector) {
+      uint32_t i = index_.Get(sector);
+      if (i == SectorIndex::kNone) return;
+      index_.Set(sector, SectorIndex::kNone);
+      if (i + 1 != entries_.size()) {
+        entries_[i] = std::move(entries_.back());
+        index_.Set(entries_[i].first, i);
+      }
+      entries_.pop_back();
+    }
+    void clear() {
+      for (const Entry& e : entries_) index_.Set(e.first, SectorIndex::kNone);
+      entries_.clear();  // keeps its capacity for the next commit's sectors
+    }
+    size_t size() const { return entries_.size(); }
+    bool empty() const { return entries_.empty(); }
+    auto begin() { return entries_.begin(); }
+    auto end() { return entries_.end(); }
+
+   private:
+    std::vector<Entry> entries_;
+    SectorIndex index_;
+  };
+  DirtySet dirty;  // until Sync
   std::vector<Bytes> spare_plain, spare_sealed;     // buffers for reuse (no allocation per write)
   uint64_t pending_seals = 0;                       // AEAD calls since the last commit (GCM budget)
   Bytes erased_sector;                              // sector_size bytes of 0xff
@@ -177,7 +239,7 @@ struct SealedVolume::State {
     size_t sealed_end = 32 + size_t(l.sector_size) + 16;
     std::memset(out + sealed_end, 0, record_image_bytes() - sealed_end);
     PutLe64(out, version);
-    nonces.Take(out + 8, volume_format::kNonceSize);
+    nonces.Take(out + 8);
     uint8_t ad[32];
     SectorAd(sector, version, ad);
     pending_seals++;
@@ -280,8 +342,8 @@ struct SealedVolume::State {
 
   // Plaintext for reading: dirty buffer, clean cache, or verified load into the cache.
   Result<const uint8_t*> SectorForRead(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) {
-      DirtySector& d = it->second;
+    if (DirtySector* found = dirty.Find(sector)) {
+      DirtySector& d = *found;
       if (d.kind == DirtySector::kErased) return erased_sector.data();
       if (d.kind == DirtySector::kSealed) return SealedPlain(sector, d);
       return d.buf.data();
@@ -305,8 +367,8 @@ struct SealedVolume::State {
 
   // Plaintext to prog into (read-modify-write of a partial prog).
   Result<Bytes*> SectorForWrite(uint64_t sector) {
-    if (auto it = dirty.find(sector); it != dirty.end()) {
-      DirtySector& d = it->second;
+    if (DirtySector* found = dirty.Find(sector)) {
+      DirtySector& d = *found;
       if (d.kind == DirtySector::kErased) {
         d.buf = TakePlain();
         std::memset(d.buf.data(), 0xff, d.buf.size());
@@ -363,7 +425,8 @@ struct SealedVolume::State {
     std::vector<std::pair<uint64_t, DirtySector*>> order;
     order.reserve(dirty.size());
     for (auto& [sector, d] : dirty) order.emplace_back(sector, &d);
-    std::sort(order.begin(), order.end());
+    auto by_sector = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(order.begin(), order.end(), by_sector)) std::sort(order.begin(), order.end(), by_sector);
     // Phase 1: load (and verify) every tree path we will change; nothing is modified yet.
     std::vector<Node*> leaf_node(order.size());
     for (size_t k = 0; k < order.size(); ++k) {
@@ -474,6 +537,7 @@ struct SealedVolume::State {
                              ") did not; reopen the volume to continue");
       return broken;
     }
+    nonces.NewEpoch();
     for (auto& [g, n] : nodes) n.dirty = false;
     for (auto& [sector, d] : dirty) {
       // Partly programmed sectors (metadata, mostly) are likely to be read again soon.
@@ -500,7 +564,9 @@ SealedVolume::SealedVolume(std::unique_ptr<State> state) : s_(std::move(state)) 
   geometry_ = BlockGeometry{unit, unit, l.sector_size, uint32_t(l.sector_count), 0xff};
   s_->erased_sector.assign(l.sector_size, 0xff);
   uint64_t cache_sectors = std::min<uint64_t>(s_->options.plain_cache_bytes / l.sector_size, l.sector_count);
-  s_->cache.Init(std::max<size_t>(16, size_t(cache_sectors)), l.sector_size);
+  s_->cache.Init(std::max<size_t>(16, size_t(cache_sectors)), l.sector_size, l.sector_count);
+  s_->dirty.Init(l.sector_count);
+  s_->nonces.Init(s_->header.suite);
 }
 
 SealedVolume::~SealedVolume() = default;

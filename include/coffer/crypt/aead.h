@@ -1,7 +1,8 @@
 // Aead: a tiny Tink-style authenticated-encryption interface (seal/open with associated data).
 // Callers pass the nonce explicitly because the sealed volume stores it beside each sector; the
-// caller is responsible for never repeating a (key, nonce) pair (the volume uses fresh random
-// 192-bit nonces). An Aead object owns its key (SecretBytes) and reuses its OpenSSL contexts, so it
+// caller is responsible for never repeating a (key, nonce) pair (the volume's nonce scheme is in
+// docs/security.md). XChaCha20-Poly1305 objects re-derive their subkey only when the nonce's first
+// 16 bytes change, so nonces that share a prefix are cheaper. An Aead object owns its key (SecretBytes) and reuses its OpenSSL contexts, so it
 // is NOT thread-safe: one thread at a time per object (make one object per thread if needed).
 #pragma once
 

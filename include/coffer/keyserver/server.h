@@ -56,13 +56,4 @@ Status EnrollDevice(const std::string& data_dir, const std::string& device, cons
                     const std::string& secret_text, bool replace);
 Status RotateTangKeys(const std::string& data_dir);
 
-// CIDR allowlist entry parsing and matching (IPv4 and IPv6). Exposed for tests and fuzzing.
-struct Cidr {
-  int family = 0;  // AF_INET or AF_INET6
-  unsigned char addr[16] = {};
-  int prefix = 0;
-};
-Result<Cidr> ParseCidr(const std::string& text);
-bool CidrContains(const Cidr& cidr, const std::string& address);
-
 }  // namespace coffer::keyserver

@@ -35,6 +35,9 @@ Result<Url> ParseUrl(std::string_view text);
 // Parses HOST:PORT (IPv6 as [::1]:PORT).
 Result<std::pair<std::string, int>> ParseHostPort(std::string_view text);
 bool IsLoopbackHost(std::string_view host);
+// A TCP port on 127.0.0.1 that the kernel had free a moment ago (closed again before returning),
+// for tests and benchmarks that start servers on loopback; 0 if none could be had.
+int FreeLoopbackPort();
 
 // ---- CIDR allowlist ---------------------------------------------------------------------------
 class CidrAllowlist {

@@ -1,7 +1,7 @@
 // SealedVolume: makes an untrusted BackingStore confidential, tamper-evident, fresh and crash-safe,
 // and presents it as a flash-like BlockDevice (erase value 0xff; block = one sector).
 // - Each sector is sealed with an AEAD (XChaCha20-Poly1305 by default, AES-256-GCM optional) under
-//   a fresh random nonce on every write; the associated data binds volume id, sector index and the
+//   a nonce never used before (random per commit, counted per sector); the AD binds volume id, sector index and the
 //   commit counter that wrote it.
 // - A hash tree over all sectors; its root and a monotonic commit counter are in the MAC'ed header
 //   and in a trusted Anchor. Sync() is the commit point: one atomic store batch (dirty sectors,
