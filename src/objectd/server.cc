@@ -1,4 +1,4 @@
-// ObjectServer: accept loop, peer credentials, one thread per client connection.
+// ObjectServer: accept loop, peer credentials, one thread per client connection (socket or ring).
 #include "coffer/objectd/server.h"
 
 #include <errno.h>
@@ -102,6 +102,7 @@ void ObjectServer::AcceptLoop() {
       ::close(fd);
       continue;
     }
+    objects::SetLargeSocketBuffers(fd);
     uint64_t id = next_id_++;
     clients_[id].first = fd;
     clients_[id].second = std::thread([this, fd, id] { Serve(fd, id); });
@@ -113,22 +114,33 @@ void ObjectServer::Serve(int fd, uint64_t id) {
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred)) {
     auto session = store_.NewSession(cred.uid);
-    Bytes request;
+    objects::FrameReader reader(fd);
+    ByteSpan request;
+    Bytes resp;
     while (!stopping_) {
-      Status st = objects::ReadFrame(fd, request);
+      Status st = reader.Read(request);
       if (!st.ok()) {
         if (st.code() == StatusCode::kInvalidArgument) {
           // An impossible length: say why, then drop the connection (the stream is out of sync).
-          Bytes resp = {objects::kProtocolVersion, uint8_t(StatusCode::kInvalidArgument)};
-          std::string msg = "malformed request: " + st.message();
-          resp.push_back(uint8_t(msg.size()));
-          resp.push_back(uint8_t(msg.size() >> 8));
-          Append(resp, AsBytes(msg));
-          (void)objects::WriteFrame(fd, resp);
+          (void)objects::WriteFrame(fd, objects::ErrorAnswer(InvalidArgument("malformed request: " + st.message())));
         }
         break;
       }
-      Bytes resp = objects::HandleRequest(*session, request, options_.quota_bytes);
+      if (request.size() >= 2 && request[0] == objects::kProtocolVersion &&
+          request[1] == uint8_t(objects::Op::kAttachRing)) {
+        if (!options_.shared_memory) {
+          resp = objects::ErrorAnswer(Unsupported("this daemon does not offer the shared-memory ring"));
+        } else {
+          // Same session (same uid, same handles) on the ring from here on.
+          bool attached = false;
+          Status rs = objects::ServeRing(fd, *session, request, options_.quota_bytes, stopping_, attached,
+                                         options_.ring_spin);
+          if (attached || !rs.ok()) break;
+          continue;  // refused with an answer on the socket; the socket protocol goes on
+        }
+      } else {
+        objects::HandleRequestInto(*session, request, options_.quota_bytes, resp);
+      }
       if (!objects::WriteFrame(fd, resp).ok()) break;
     }
   }

@@ -1,5 +1,6 @@
 // The daemon's server over a real Unix socket: round trips, identity from the kernel, isolation
-// between uids (a forked child drops to another uid), malformed frames, many clients.
+// between uids (a forked child drops to another uid), malformed frames, many clients. Every test
+// runs twice: clients on the socket protocol, and clients that negotiated the shared-memory ring.
 #include "coffer/objectd/server.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "coffer/objects/local_store.h"
@@ -21,7 +23,9 @@ namespace {
 using namespace coffer::objects;
 constexpr uint32_t kRW = kAccessRead | kAccessWrite | kAccessWriteMeta;
 
-class ServerTest : public ::testing::Test {
+enum class Transport { kSocket, kSharedMemory };
+
+class ServerTest : public ::testing::TestWithParam<Transport> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/coffer-objectd-XXXXXX";
@@ -42,9 +46,14 @@ class ServerTest : public ::testing::Test {
     server_.reset();
     rmdir(dir_.c_str());
   }
+  static ConnectOptions Options() { return ConnectOptions{.shared_memory = GetParam() == Transport::kSharedMemory}; }
+  static const char* Expected() { return GetParam() == Transport::kSharedMemory ? "shared-memory" : "socket"; }
   std::unique_ptr<ObjectConnection> Connect() {
-    auto c = ConnectObjectDaemon(socket_);
+    auto c = ConnectObjectDaemon(socket_, Options());
     EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (c.ok()) {
+      EXPECT_STREQ((*c)->transport(), Expected());
+    }
     return c.ok() ? std::move(c).value() : nullptr;
   }
   static Status Put(ObjectConnection& c, const std::string& id, ByteSpan data, const std::string& share = "") {
@@ -77,14 +86,14 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<ObjectServer> server_;
 };
 
-TEST_F(ServerTest, SocketIsWorldConnectable) {
+TEST_P(ServerTest, SocketIsWorldConnectable) {
   struct stat st;
   ASSERT_EQ(stat(socket_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0666u);
 }
 
-TEST_F(ServerTest, LargeObjectRoundTripInChunks) {
+TEST_P(ServerTest, LargeObjectRoundTripInChunks) {
   auto c = Connect();
   Bytes data(3 * kMaxChunk + 12345);
   for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 131 + (i >> 11));
@@ -94,7 +103,7 @@ TEST_F(ServerTest, LargeObjectRoundTripInChunks) {
   EXPECT_EQ(*back, data);
 }
 
-TEST_F(ServerTest, IdentityComesFromTheKernel) {
+TEST_P(ServerTest, IdentityComesFromTheKernel) {
   auto c = Connect();
   auto h = c->Create("", "mine", kRW, {}, AsBytes("x"));
   ASSERT_TRUE(h.ok());
@@ -103,14 +112,14 @@ TEST_F(ServerTest, IdentityComesFromTheKernel) {
   ASSERT_TRUE(c->Close(*h).ok());
 }
 
-TEST_F(ServerTest, OtherUidCanNeitherSeeNorGuessObjects) {
+TEST_P(ServerTest, OtherUidCanNeitherSeeNorGuessObjects) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another uid";
   auto c = Connect();
   ASSERT_TRUE(Put(*c, "root-secret", AsBytes("top secret")).ok());
   ASSERT_TRUE(Put(*c, "note", AsBytes("hello team"), "team").ok());
   std::string sock = socket_;
   int rc = AsUid(4242, [&]() -> int {
-    auto other = ConnectObjectDaemon(sock);
+    auto other = ConnectObjectDaemon(sock, Options());
     if (!other.ok()) return 1;
     auto& o = **other;
     auto ids = ListAll(o);
@@ -130,7 +139,7 @@ TEST_F(ServerTest, OtherUidCanNeitherSeeNorGuessObjects) {
   EXPECT_EQ(std::string(mine->begin(), mine->end()), "top secret");
   // A uid outside the share is refused.
   rc = AsUid(4343, [&]() -> int {
-    auto other = ConnectObjectDaemon(sock);
+    auto other = ConnectObjectDaemon(sock, Options());
     if (!other.ok()) return 1;
     return (*other)->Open("team", "note", kAccessRead).status().code() == StatusCode::kPermissionDenied ? 0 : 2;
   });
@@ -149,7 +158,7 @@ int RawConnect(const std::string& path) {
   return fd;
 }
 
-TEST_F(ServerTest, MalformedFramesGetErrorsAndTheDaemonSurvives) {
+TEST_P(ServerTest, MalformedFramesGetErrorsAndTheDaemonSurvives) {
   int fd = RawConnect(socket_);
   ASSERT_GE(fd, 0);
   // Garbage inside a well-formed frame: an error answer, connection stays usable.
@@ -181,7 +190,7 @@ TEST_F(ServerTest, MalformedFramesGetErrorsAndTheDaemonSurvives) {
   EXPECT_TRUE(Get(*c, "after").ok());
 }
 
-TEST_F(ServerTest, ClientDisconnectMidWriteKeepsOldObject) {
+TEST_P(ServerTest, ClientDisconnectMidWriteKeepsOldObject) {
   auto c = Connect();
   ASSERT_TRUE(Put(*c, "obj", AsBytes("old")).ok());
   {
@@ -196,12 +205,12 @@ TEST_F(ServerTest, ClientDisconnectMidWriteKeepsOldObject) {
   EXPECT_EQ(std::string(back->begin(), back->end()), "old");
 }
 
-TEST_F(ServerTest, ManyConcurrentClients) {
+TEST_P(ServerTest, ManyConcurrentClients) {
   std::vector<std::thread> threads;
   std::atomic<int> bad{0};
   for (int t = 0; t < 16; ++t) {
     threads.emplace_back([&, t] {
-      auto c = ConnectObjectDaemon(socket_);
+      auto c = ConnectObjectDaemon(socket_, Options());
       if (!c.ok()) {
         ++bad;
         return;
@@ -221,11 +230,63 @@ TEST_F(ServerTest, ManyConcurrentClients) {
   EXPECT_EQ(ListAll(*c)->size(), 16u * 25u);
 }
 
-TEST_F(ServerTest, SecondDaemonOnTheSameSocketIsRefused) {
+TEST_P(ServerTest, SecondDaemonOnTheSameSocketIsRefused) {
   ServerOptions so;
   so.socket_path = socket_;
   auto again = ObjectServer::Start(local_->store(), so);
   EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_P(ServerTest, ClientDeathMidRequestFreesTheConnection) {
+  auto c = Connect();
+  ASSERT_TRUE(Put(*c, "obj", AsBytes("old")).ok());
+  std::string sock = socket_;
+  ConnectOptions options = Options();
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Starts a large overwrite and dies without committing (the ring client posts and is killed
+    // while the daemon may still be working on it).
+    auto w = ConnectObjectDaemon(sock, options);
+    if (!w.ok()) _exit(1);
+    auto h = (*w)->Create("", "obj", kRW | kOverwrite, {});
+    if (!h.ok()) _exit(2);
+    std::thread([&] { (void)(*w)->Write(*h, Bytes(kMaxChunk, 7)); }).detach();
+    usleep(1000);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  for (int i = 0; i < 300 && server_->connections() > 1; ++i) usleep(10000);
+  EXPECT_EQ(server_->connections(), 1u);
+  auto back = Get(*c, "obj");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(std::string(back->begin(), back->end()), "old");
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ServerTest, ::testing::Values(Transport::kSocket, Transport::kSharedMemory),
+                         [](const auto& info) { return info.param == Transport::kSocket ? "Socket" : "SharedMemory"; });
+
+// A daemon that does not offer the ring (or predates it): clients that ask fall back to the socket.
+TEST(ServerFallback, ClientsThatAskForTheRingFallBackToTheSocket) {
+  char tmpl[] = "/tmp/coffer-objectd-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  auto local = std::move(OpenMemoryStore()).value();
+  ServerOptions so;
+  so.socket_path = dir + "/s";
+  so.shared_memory = false;
+  auto server = ObjectServer::Start(local->store(), so);
+  ASSERT_TRUE(server.ok());
+  auto c = ConnectObjectDaemon(so.socket_path, ConnectOptions{.shared_memory = true});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_STREQ((*c)->transport(), "socket");
+  ASSERT_TRUE((*c)->WriteObject("", "a", kRW | kOverwrite, {}, AsBytes("v")).ok());
+  auto got = (*c)->ReadObject("", "a", 0, 16);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->data, ToBytes("v"));
+  c->reset();
+  (*server)->Stop();
+  rmdir(dir.c_str());
 }
 
 }  // namespace

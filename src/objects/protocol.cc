@@ -1,6 +1,8 @@
 // Object protocol codec, server dispatch, frame I/O and the two ObjectConnection implementations.
 #include "coffer/objects/protocol.h"
 
+#include "coffer/objects/ring.h"
+
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -76,17 +78,17 @@ void PutStr8(Bytes& b, const std::string& s) {
   Append(b, AsBytes(s));
 }
 
-Bytes StatusResponse(const Status& st) {
-  Bytes out;
+// Clears out and writes the answer header (version, status, message).
+void SetStatus(Bytes& out, const Status& st) {
+  out.clear();
   PutU8(out, kProtocolVersion);
   PutU8(out, uint8_t(st.code()));
-  std::string msg = st.ok() ? "" : st.message().substr(0, 1024);
-  PutU16(out, uint16_t(msg.size()));
-  Append(out, AsBytes(msg));
-  return out;
+  size_t n = st.ok() ? 0 : std::min<size_t>(st.message().size(), 1024);
+  PutU16(out, uint16_t(n));
+  if (n) out.insert(out.end(), st.message().begin(), st.message().begin() + n);
 }
 
-Bytes Malformed(const std::string& what) { return StatusResponse(InvalidArgument("malformed request: " + what)); }
+void SetMalformed(Bytes& out, const std::string& what) { SetStatus(out, InvalidArgument("malformed request: " + what)); }
 
 Bytes Encode(Op op) {
   Bytes b;
@@ -104,15 +106,15 @@ Status CheckEncodable(const std::string& id, const char* what) {
 
 }  // namespace
 
-Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
+void HandleRequestInto(Session& s, ByteSpan request, uint64_t quota_bytes, Bytes& out) {
   Reader r(request);
   uint8_t version = 0, op = 0;
-  if (!r.U8(version)) return Malformed("empty frame");
+  if (!r.U8(version)) return SetMalformed(out, "empty frame");
   if (version != kProtocolVersion) {
-    return StatusResponse(Unsupported("protocol version " + std::to_string(version) +
+    return SetStatus(out, Unsupported("protocol version " + std::to_string(version) +
                                       " is not supported (this daemon speaks version 1)"));
   }
-  if (!r.U8(op)) return Malformed("no operation code");
+  if (!r.U8(op)) return SetMalformed(out, "no operation code");
   auto done = [&](const char*) { return r.Done(); };
   switch (static_cast<Op>(op)) {
     case Op::kCreate: {
@@ -120,78 +122,78 @@ Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
       uint64_t cap;
       std::string share, id;
       if (!r.U32(flags) || !r.U32(oflags) || !r.U32(uflags) || !r.U64(cap) || !r.Str8(share) || !r.Str8(id)) {
-        return Malformed("CREATE is truncated");
+        return SetMalformed(out, "CREATE is truncated");
       }
       ByteSpan initial = r.Rest();
       auto h = s.Create(share, id, flags, CreateAttrs{oflags, uflags, cap}, initial);
-      if (!h.ok()) return StatusResponse(h.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!h.ok()) return SetStatus(out, h.status());
+      SetStatus(out, Status::Ok());
       AppendLe32(out, *h);
-      return out;
+      return;
     }
     case Op::kOpen: {
       uint32_t flags;
       std::string share, id;
-      if (!r.U32(flags) || !r.Str8(share) || !r.Str8(id) || !done("OPEN")) return Malformed("OPEN has a bad length");
+      if (!r.U32(flags) || !r.Str8(share) || !r.Str8(id) || !done("OPEN")) return SetMalformed(out, "OPEN has a bad length");
       auto h = s.Open(share, id, flags);
-      if (!h.ok()) return StatusResponse(h.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!h.ok()) return SetStatus(out, h.status());
+      SetStatus(out, Status::Ok());
       AppendLe32(out, *h);
-      return out;
+      return;
     }
     case Op::kRead: {
       uint32_t handle, len;
-      if (!r.U32(handle) || !r.U32(len) || !done("READ")) return Malformed("READ has a bad length");
-      if (len > kMaxChunk) return Malformed("READ asks for more than 1 MiB");
-      Bytes out = StatusResponse(Status::Ok());
+      if (!r.U32(handle) || !r.U32(len) || !done("READ")) return SetMalformed(out, "READ has a bad length");
+      if (len > kMaxChunk) return SetMalformed(out, "READ asks for more than 1 MiB");
+      SetStatus(out, Status::Ok());
       size_t head = out.size();
       out.resize(head + len);
       auto n = s.Read(handle, MutableByteSpan(out).subspan(head));
-      if (!n.ok()) return StatusResponse(n.status());
+      if (!n.ok()) return SetStatus(out, n.status());
       out.resize(head + *n);
-      return out;
+      return;
     }
     case Op::kWrite: {
       uint32_t handle;
-      if (!r.U32(handle)) return Malformed("WRITE is truncated");
-      return StatusResponse(s.Write(handle, r.Rest()));
+      if (!r.U32(handle)) return SetMalformed(out, "WRITE is truncated");
+      return SetStatus(out, s.Write(handle, r.Rest()));
     }
     case Op::kSeek: {
       uint32_t handle;
       uint64_t off;
       uint8_t whence;
-      if (!r.U32(handle) || !r.U64(off) || !r.U8(whence) || !done("SEEK")) return Malformed("SEEK has a bad length");
-      if (whence > 2) return Malformed("SEEK whence must be 0, 1 or 2");
+      if (!r.U32(handle) || !r.U64(off) || !r.U8(whence) || !done("SEEK")) return SetMalformed(out, "SEEK has a bad length");
+      if (whence > 2) return SetMalformed(out, "SEEK whence must be 0, 1 or 2");
       auto p = s.Seek(handle, int64_t(off), static_cast<Whence>(whence));
-      if (!p.ok()) return StatusResponse(p.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!p.ok()) return SetStatus(out, p.status());
+      SetStatus(out, Status::Ok());
       AppendLe64(out, *p);
-      return out;
+      return;
     }
     case Op::kTruncate: {
       uint32_t handle;
       uint64_t size;
-      if (!r.U32(handle) || !r.U64(size) || !done("TRUNCATE")) return Malformed("TRUNCATE has a bad length");
-      return StatusResponse(s.Truncate(handle, size));
+      if (!r.U32(handle) || !r.U64(size) || !done("TRUNCATE")) return SetMalformed(out, "TRUNCATE has a bad length");
+      return SetStatus(out, s.Truncate(handle, size));
     }
     case Op::kRename: {
       uint32_t handle;
       std::string id;
-      if (!r.U32(handle) || !r.Str8(id) || !done("RENAME")) return Malformed("RENAME has a bad length");
-      return StatusResponse(s.Rename(handle, id));
+      if (!r.U32(handle) || !r.Str8(id) || !done("RENAME")) return SetMalformed(out, "RENAME has a bad length");
+      return SetStatus(out, s.Rename(handle, id));
     }
     case Op::kClose:
     case Op::kCloseAndDelete: {
       uint32_t handle;
-      if (!r.U32(handle) || !done("CLOSE")) return Malformed("CLOSE has a bad length");
-      return StatusResponse(static_cast<Op>(op) == Op::kClose ? s.Close(handle) : s.CloseAndDelete(handle));
+      if (!r.U32(handle) || !done("CLOSE")) return SetMalformed(out, "CLOSE has a bad length");
+      return SetStatus(out, static_cast<Op>(op) == Op::kClose ? s.Close(handle) : s.CloseAndDelete(handle));
     }
     case Op::kInfo: {
       uint32_t handle;
-      if (!r.U32(handle) || !done("INFO")) return Malformed("INFO has a bad length");
+      if (!r.U32(handle) || !done("INFO")) return SetMalformed(out, "INFO has a bad length");
       auto info = s.Info(handle);
-      if (!info.ok()) return StatusResponse(info.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!info.ok()) return SetStatus(out, info.status());
+      SetStatus(out, Status::Ok());
       AppendLe64(out, info->meta.size);
       AppendLe64(out, info->position);
       AppendLe32(out, info->access);
@@ -200,33 +202,33 @@ Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
       AppendLe64(out, info->meta.user_capacity);
       AppendLe32(out, info->meta.owner_uid);
       PutStr8(out, info->id);
-      return out;
+      return;
     }
     case Op::kEnumerate: {
       std::string share, after;
       uint32_t max_ids;
       if (!r.Str8(share) || !r.Str8(after) || !r.U32(max_ids) || !done("ENUMERATE")) {
-        return Malformed("ENUMERATE has a bad length");
+        return SetMalformed(out, "ENUMERATE has a bad length");
       }
       auto page = s.Enumerate(share, after, std::max<uint32_t>(1, max_ids), kMaxChunk);
-      if (!page.ok()) return StatusResponse(page.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!page.ok()) return SetStatus(out, page.status());
+      SetStatus(out, Status::Ok());
       PutU8(out, page->more ? 1 : 0);
       AppendLe32(out, uint32_t(page->ids.size()));
       for (const auto& id : page->ids) PutStr8(out, id);
-      return out;
+      return;
     }
     case Op::kGet: {
       uint32_t flags, max_len;
       uint64_t offset;
       std::string share, id;
       if (!r.U32(flags) || !r.Str8(share) || !r.Str8(id) || !r.U64(offset) || !r.U32(max_len) || !done("GET")) {
-        return Malformed("GET has a bad length");
+        return SetMalformed(out, "GET has a bad length");
       }
-      if (max_len > kMaxChunk) return Malformed("GET asks for more than 1 MiB");
+      if (max_len > kMaxChunk) return SetMalformed(out, "GET asks for more than 1 MiB");
       auto h = s.Open(share, id, flags | kAccessRead);
-      if (!h.ok()) return StatusResponse(h.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!h.ok()) return SetStatus(out, h.status());
+      SetStatus(out, Status::Ok());
       auto info = s.Info(*h);
       Status st = info.status();
       if (st.ok()) {
@@ -247,32 +249,47 @@ Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
       }
       Status closed = s.Close(*h);
       if (st.ok()) st = closed;
-      if (!st.ok()) return StatusResponse(st);
-      return out;
+      if (!st.ok()) return SetStatus(out, st);
+      return;
     }
     case Op::kPut: {
       uint32_t flags, oflags, uflags;
       uint64_t cap;
       std::string share, id;
       if (!r.U32(flags) || !r.U32(oflags) || !r.U32(uflags) || !r.U64(cap) || !r.Str8(share) || !r.Str8(id)) {
-        return Malformed("PUT is truncated");
+        return SetMalformed(out, "PUT is truncated");
       }
       auto h = s.Create(share, id, flags, CreateAttrs{oflags, uflags, cap}, r.Rest());
-      if (!h.ok()) return StatusResponse(h.status());
-      return StatusResponse(s.Close(*h));
+      if (!h.ok()) return SetStatus(out, h.status());
+      return SetStatus(out, s.Close(*h));
     }
     case Op::kUsage: {
       std::string share;
-      if (!r.Str8(share) || !done("USAGE")) return Malformed("USAGE has a bad length");
+      if (!r.Str8(share) || !done("USAGE")) return SetMalformed(out, "USAGE has a bad length");
       auto used = s.Usage(share);
-      if (!used.ok()) return StatusResponse(used.status());
-      Bytes out = StatusResponse(Status::Ok());
+      if (!used.ok()) return SetStatus(out, used.status());
+      SetStatus(out, Status::Ok());
       AppendLe64(out, *used);
       AppendLe64(out, quota_bytes);
-      return out;
+      return;
     }
+    case Op::kAttachRing:
+      // Only the daemon's socket loop can hand over a ring (it needs the socket to pass the fd).
+      return SetStatus(out, Unsupported("the shared-memory ring is negotiated only on a daemon socket"));
   }
-  return Malformed("unknown operation code " + std::to_string(op));
+  return SetMalformed(out, "unknown operation code " + std::to_string(op));
+}
+
+Bytes ErrorAnswer(const Status& status) {
+  Bytes out;
+  SetStatus(out, status);
+  return out;
+}
+
+Bytes HandleRequest(Session& s, ByteSpan request, uint64_t quota_bytes) {
+  Bytes out;
+  HandleRequestInto(s, request, quota_bytes, out);
+  return out;
 }
 
 Status ReadFrame(int fd, Bytes& body) {
@@ -329,6 +346,86 @@ Status WriteFrame(int fd, ByteSpan body) {
     if (k < 0) return ErrnoStatus("writing to the object socket", errno);
     sent += size_t(k);
   }
+  return Status::Ok();
+}
+
+Status WriteFrameWithFd(int fd, ByteSpan body, int pass_fd) {
+  if (body.size() > kMaxFrame) return InvalidArgument("frame too large");
+  uint8_t len[4];
+  PutLe32(len, uint32_t(body.size()));
+  // The fd travels with the length bytes; the body follows with WriteFrame's loop.
+  struct iovec iov = {len, 4};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  ssize_t k;
+  do {
+    k = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (k < 0 && errno == EINTR);
+  if (k < 0) return ErrnoStatus("passing the ring to the client", errno);
+  size_t sent = size_t(k);
+  while (sent < 4) {  // a stream socket may take fewer bytes; the fd went with the first
+    ssize_t m = ::send(fd, len + sent, 4 - sent, MSG_NOSIGNAL);
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0) return ErrnoStatus("writing to the object socket", errno);
+    sent += size_t(m);
+  }
+  size_t off = 0;
+  while (off < body.size()) {
+    ssize_t m = ::send(fd, body.data() + off, body.size() - off, MSG_NOSIGNAL);
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0) return ErrnoStatus("writing to the object socket", errno);
+    off += size_t(m);
+  }
+  return Status::Ok();
+}
+
+void SetLargeSocketBuffers(int fd) {
+  int size = int(2 * kMaxFrame);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+Status FrameReader::Fill(size_t need, bool at_frame_start) {
+  if (end_ - start_ >= need) return Status::Ok();
+  if (buf_.size() - start_ < need) {  // move the partial frame to the front, grow if still short
+    if (end_ > start_) std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
+    start_ = 0;
+    if (buf_.size() < need) buf_.resize(std::max<size_t>(need, 64 * 1024));
+  }
+  while (end_ - start_ < need) {
+    ssize_t k = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return ErrnoStatus("reading from the object socket", errno);
+    if (k == 0) {
+      if (at_frame_start && end_ == start_) return NotFound("connection closed");
+      return IoError("connection closed in the middle of a frame");
+    }
+    end_ += size_t(k);
+  }
+  return Status::Ok();
+}
+
+Status FrameReader::Read(ByteSpan& body) {
+  if (start_ == end_) start_ = end_ = 0;
+  COFFER_RETURN_IF_ERROR(Fill(4, true));
+  uint32_t n = GetLe32(buf_.data() + start_);
+  if (n > kMaxFrame) {
+    return InvalidArgument("frame of " + std::to_string(n) + " bytes is larger than the maximum " +
+                           std::to_string(kMaxFrame));
+  }
+  COFFER_RETURN_IF_ERROR(Fill(4 + size_t(n), false));
+  body = ByteSpan(buf_.data() + start_ + 4, n);
+  start_ += 4 + size_t(n);
   return Status::Ok();
 }
 
@@ -396,6 +493,7 @@ class LocalConnection : public ObjectConnection {
     COFFER_ASSIGN_OR_RETURN(uint64_t used, session_->Usage(share));
     return Usage{used, quota_};
   }
+  const char* transport() const override { return "in-process"; }
 
  private:
   ObjectStore& store_;
@@ -425,13 +523,18 @@ Bytes WriteRequest(Op op, const std::string& share, const std::string& id, uint3
 class SocketConnection : public ObjectConnection {
  public:
   explicit SocketConnection(int fd) : fd_(fd) {}
-  ~SocketConnection() override { ::close(fd_); }
+  ~SocketConnection() override {
+    ring_.reset();  // unmaps before the socket closes (the daemon then ends the connection)
+    ::close(fd_);
+  }
+  void UseRing(RingClient ring) { ring_ = std::make_unique<RingClient>(std::move(ring)); }
+  const char* transport() const override { return ring_ ? "shared-memory" : "socket"; }
 
   Result<uint32_t> Create(const std::string& share, const std::string& id, uint32_t flags,
                           const CreateAttrs& attrs, ByteSpan initial) override {
     COFFER_RETURN_IF_ERROR(CheckNames(share, id));
     if (initial.size() > kMaxChunk) return InvalidArgument("initial data above 1 MiB: write it in chunks");
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(WriteRequest(Op::kCreate, share, id, flags, attrs, initial)));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(WriteRequest(Op::kCreate, share, id, flags, attrs, initial)));
     return U32At(resp);
   }
   Result<ObjectContents> ReadObject(const std::string& share, const std::string& id, uint64_t offset,
@@ -444,7 +547,7 @@ class SocketConnection : public ObjectConnection {
     PutStr8(req, id);
     AppendLe64(req, offset);
     AppendLe32(req, uint32_t(max_length));
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     Reader r(resp);
     ObjectContents c;
     if (!r.U64(c.meta.size) || !r.U32(c.meta.object_flags) || !r.U32(c.meta.user_flags) ||
@@ -453,6 +556,7 @@ class SocketConnection : public ObjectConnection {
     }
     ByteSpan rest = r.Rest();
     if (rest.size() > max_length) return Corrupt("object daemon answered GET with too many bytes");
+    // The one copy on the client: from the receive buffer (or the ring) into the caller's object.
     c.data.assign(rest.begin(), rest.end());
     return c;
   }
@@ -468,7 +572,7 @@ class SocketConnection : public ObjectConnection {
     AppendLe32(req, flags);
     PutStr8(req, share);
     PutStr8(req, id);
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     return U32At(resp);
   }
   Result<size_t> Read(uint32_t h, MutableByteSpan out) override {
@@ -478,7 +582,7 @@ class SocketConnection : public ObjectConnection {
       Bytes req = Encode(Op::kRead);
       AppendLe32(req, h);
       AppendLe32(req, want);
-      COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+      COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
       if (resp.size() > want) return Corrupt("object daemon answered READ with too many bytes");
       std::copy(resp.begin(), resp.end(), out.begin() + total);
       total += resp.size();
@@ -502,7 +606,7 @@ class SocketConnection : public ObjectConnection {
     AppendLe32(req, h);
     AppendLe64(req, uint64_t(off));
     PutU8(req, uint8_t(w));
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     if (resp.size() != 8) return Corrupt("object daemon sent a malformed SEEK answer");
     return GetLe64(resp.data());
   }
@@ -524,7 +628,7 @@ class SocketConnection : public ObjectConnection {
   Result<HandleInfo> Info(uint32_t h) override {
     Bytes req = Encode(Op::kInfo);
     AppendLe32(req, h);
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     Reader r(resp);
     HandleInfo info;
     if (!r.U64(info.meta.size) || !r.U64(info.position) || !r.U32(info.access) ||
@@ -541,7 +645,7 @@ class SocketConnection : public ObjectConnection {
     PutStr8(req, share);
     PutStr8(req, after);
     AppendLe32(req, uint32_t(std::min<size_t>(max_ids, UINT32_MAX)));
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     Reader r(resp);
     uint8_t more;
     uint32_t count;
@@ -560,7 +664,7 @@ class SocketConnection : public ObjectConnection {
     COFFER_RETURN_IF_ERROR(CheckEncodable(share, "share name"));
     Bytes req = Encode(Op::kUsage);
     PutStr8(req, share);
-    COFFER_ASSIGN_OR_RETURN(Bytes resp, Call(req));
+    COFFER_ASSIGN_OR_RETURN(ByteSpan resp, Call(req));
     if (resp.size() != 16) return Corrupt("object daemon sent a malformed USAGE answer");
     return Usage{GetLe64(resp.data()), GetLe64(resp.data() + 8)};
   }
@@ -571,16 +675,22 @@ class SocketConnection : public ObjectConnection {
     AppendLe32(req, h);
     return Call(req).status();
   }
-  static Result<uint32_t> U32At(const Bytes& resp) {
+  static Result<uint32_t> U32At(ByteSpan resp) {
     if (resp.size() != 4) return Corrupt("object daemon sent a malformed handle");
     return GetLe32(resp.data());
   }
-  // Sends a request, returns the payload after the status (or the status as an error).
-  Result<Bytes> Call(const Bytes& req) {
+  // Sends a request, returns the payload after the status (or the status as an error). The span
+  // points into the connection's receive buffer (or the ring) and is valid until the next call.
+  Result<ByteSpan> Call(ByteSpan req) {
     if (broken_) return Unavailable("the connection to the object daemon was lost");
-    Status st = WriteFrame(fd_, req);
-    Bytes resp;
-    if (st.ok()) st = ReadFrame(fd_, resp);
+    ByteSpan resp;
+    Status st;
+    if (ring_) {
+      st = ring_->Call(req, resp);
+    } else {
+      st = WriteFrame(fd_, req);
+      if (st.ok()) st = reader_.Read(resp);
+    }
     if (!st.ok()) {
       broken_ = true;
       return Unavailable("lost the connection to the object daemon: " + st.message());
@@ -594,10 +704,11 @@ class SocketConnection : public ObjectConnection {
       if (code > uint8_t(StatusCode::kInternal)) return Corrupt("object daemon sent an unknown status code");
       return Status(static_cast<StatusCode>(code), msg.empty() ? "object daemon refused the request" : msg);
     }
-    ByteSpan rest = r.Rest();
-    return Bytes(rest.begin(), rest.end());
+    return r.Rest();
   }
   int fd_;
+  FrameReader reader_{fd_};
+  std::unique_ptr<RingClient> ring_;
   bool broken_ = false;
 };
 
@@ -607,7 +718,7 @@ std::unique_ptr<ObjectConnection> NewLocalConnection(ObjectStore& store, uint32_
   return std::make_unique<LocalConnection>(store, uid, quota);
 }
 
-Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string& path) {
+Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string& path, ConnectOptions options) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
@@ -622,7 +733,17 @@ Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string&
     Status st = ErrnoStatus("connecting to the object daemon at " + path, err);
     return Status(StatusCode::kUnavailable, st.message());
   }
-  return std::unique_ptr<ObjectConnection>(new SocketConnection(fd));
+  SetLargeSocketBuffers(fd);
+  auto conn = std::make_unique<SocketConnection>(fd);
+  if (options.shared_memory) {
+    auto ring = RingClient::Negotiate(fd);
+    if (ring.ok()) {
+      conn->UseRing(std::move(ring).value());
+    } else if (ring.status().code() != StatusCode::kUnsupported) {
+      return ring.status();  // the daemon offered a ring that could not be used, or hung up
+    }
+  }
+  return std::unique_ptr<ObjectConnection>(std::move(conn));
 }
 
 Result<std::vector<std::string>> ListAll(ObjectConnection& conn, const std::string& share) {

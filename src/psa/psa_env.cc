@@ -42,7 +42,15 @@ Result<std::unique_ptr<PsaBinding>> BindFromEnvironment() {
     COFFER_ASSIGN_OR_RETURN(capacity, ParseBytes(c));
   }
   if (const char* sock = Env("COFFER_PSA_SOCKET")) {
-    COFFER_ASSIGN_OR_RETURN(auto conn, objects::ConnectObjectDaemon(sock));
+    objects::ConnectOptions connect;
+    if (const char* t = Env("COFFER_PSA_TRANSPORT")) {
+      std::string transport = t;
+      if (transport != "socket" && transport != "shm") {
+        return InvalidArgument("COFFER_PSA_TRANSPORT is '" + transport + "' (use socket or shm)");
+      }
+      connect.shared_memory = transport == "shm";  // falls back to the socket if the daemon has no ring
+    }
+    COFFER_ASSIGN_OR_RETURN(auto conn, objects::ConnectObjectDaemon(sock, connect));
     return std::make_unique<PsaBinding>(std::move(conn), nullptr, capacity);
   }
   std::unique_ptr<objects::LocalStore> local;

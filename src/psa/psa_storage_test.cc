@@ -15,7 +15,7 @@
 namespace coffer::psa {
 namespace {
 
-enum class Mode { kInProcess, kDaemon };
+enum class Mode { kInProcess, kDaemon, kDaemonSharedMemory };
 
 class PsaTest : public ::testing::TestWithParam<Mode> {
  protected:
@@ -42,7 +42,10 @@ class PsaTest : public ::testing::TestWithParam<Mode> {
       so.socket_path = socket_;
       so.quota_bytes = quota;
       server_ = std::move(objectd::ObjectServer::Start(local_->store(), so)).value();
-      binding_ = std::make_unique<PsaBinding>(std::move(objects::ConnectObjectDaemon(socket_)).value());
+      objects::ConnectOptions co{.shared_memory = GetParam() == Mode::kDaemonSharedMemory};
+      auto conn = std::move(objects::ConnectObjectDaemon(socket_, co)).value();
+      EXPECT_STREQ(conn->transport(), co.shared_memory ? "shared-memory" : "socket");
+      binding_ = std::make_unique<PsaBinding>(std::move(conn));
     }
     SetBindingForTesting(binding_.get());
   }
@@ -183,8 +186,12 @@ TEST_P(PsaTest, LargeEntryRoundTrip) {
   EXPECT_EQ(out, big);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, PsaTest, ::testing::Values(Mode::kInProcess, Mode::kDaemon),
-                         [](const auto& info) { return info.param == Mode::kInProcess ? "InProcess" : "Daemon"; });
+INSTANTIATE_TEST_SUITE_P(Modes, PsaTest, ::testing::Values(Mode::kInProcess, Mode::kDaemon, Mode::kDaemonSharedMemory),
+                         [](const auto& info) {
+                           return info.param == Mode::kInProcess ? "InProcess"
+                                  : info.param == Mode::kDaemon  ? "Daemon"
+                                                                 : "DaemonSharedMemory";
+                         });
 
 TEST(PsaEnvironment, MemoryStoreAndMissingConfiguration) {
   SetBindingForTesting(nullptr);

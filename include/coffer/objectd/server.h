@@ -1,6 +1,6 @@
 // The object daemon's server: listens on a Unix socket, learns each client's uid from the kernel
 // (SO_PEERCRED, never from the request) and serves the object protocol with one thread per
-// connection over a shared ObjectStore (which must outlive the server). Start/Stop from one thread.
+// connection (over the socket, or the shared-memory ring the client negotiated) over a shared ObjectStore (which must outlive the server). Start/Stop from one thread.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "coffer/base/status.h"
+#include "coffer/objects/ring.h"
 #include "coffer/objects/store.h"
 
 namespace coffer::objectd {
@@ -22,6 +23,9 @@ struct ServerOptions {
   mode_t socket_mode = 0666;   // who may connect; isolation comes from the per-uid namespaces
   uint64_t quota_bytes = 0;    // reported to clients (the store enforces it)
   size_t max_connections = 256;
+  // Offer the shared-memory ring (docs/format/object_ring.md) to clients that ask for it.
+  bool shared_memory = true;
+  objects::RingSpin ring_spin;
 };
 
 class ObjectServer {

@@ -34,16 +34,43 @@ enum class Op : uint8_t {
   kUsage = 12,
   kGet = 13,  // open + read + close in one round trip
   kPut = 14,  // create + data + close (commit) in one round trip
+  kAttachRing = 15,  // switch this connection to the shared-memory ring (objects/ring.h)
 };
 
 // Server side: decodes one request body, runs it on the session, encodes the response body.
 // Never fails: malformed requests get a kInvalidArgument response naming the problem.
 Bytes HandleRequest(Session& session, ByteSpan request, uint64_t quota_bytes = 0);
+// The same, writing the answer into `out` (cleared first; its capacity is reused across requests).
+void HandleRequestInto(Session& session, ByteSpan request, uint64_t quota_bytes, Bytes& out);
+// An error answer body (version, status, message) for a status that is not OK.
+Bytes ErrorAnswer(const Status& status);
 
 // Frame I/O on a stream socket. ReadFrame: kNotFound at a clean end of stream before any byte,
 // kInvalidArgument for a length above kMaxFrame, kIoError otherwise.
 Status ReadFrame(int fd, Bytes& body);
 Status WriteFrame(int fd, ByteSpan body);
+// WriteFrame passing `pass_fd` with SCM_RIGHTS on the frame's first byte.
+Status WriteFrameWithFd(int fd, ByteSpan body, int pass_fd);
+
+// Buffered frame reader for one stream: one recv() usually brings a whole request frame (instead
+// of a read for the length and another for the body); the buffer is kept across frames. Bodies
+// returned stay valid until the next Read. Same errors as ReadFrame.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd) : fd_(fd) {}
+  Status Read(ByteSpan& body);
+  size_t buffered() const { return end_ - start_; }
+
+ private:
+  Status Fill(size_t need, bool at_frame_start);
+  int fd_;
+  Bytes buf_;
+  size_t start_ = 0, end_ = 0;
+};
+
+// Socket buffers big enough for a whole 1 MiB frame, so a large answer is not trickled through the
+// default ~200 KiB buffer with a wake-up per piece (best effort: capped by net.core.*mem_max).
+void SetLargeSocketBuffers(int fd);
 
 struct Usage {
   uint64_t used = 0;
@@ -79,12 +106,20 @@ class ObjectConnection {
   virtual Result<HandleInfo> Info(uint32_t handle) = 0;
   virtual Result<EnumPage> Enumerate(const std::string& share, const std::string& after, size_t max_ids) = 0;
   virtual Result<Usage> GetUsage(const std::string& share) = 0;
+  // "in-process", "socket" or "shared-memory".
+  virtual const char* transport() const = 0;
 };
 
 // In-process: the connection owns a session of `store` (which must outlive it).
 std::unique_ptr<ObjectConnection> NewLocalConnection(ObjectStore& store, uint32_t uid, uint64_t quota_bytes = 0);
+struct ConnectOptions {
+  // Ask the daemon for the shared-memory ring (docs/format/object_ring.md); a daemon that does not
+  // offer it is used over the socket as before.
+  bool shared_memory = false;
+};
 // Connects to the daemon's Unix socket.
-Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string& socket_path);
+Result<std::unique_ptr<ObjectConnection>> ConnectObjectDaemon(const std::string& socket_path,
+                                                              ConnectOptions options = {});
 
 // Reads every id of a namespace (pages through Enumerate).
 Result<std::vector<std::string>> ListAll(ObjectConnection& conn, const std::string& share = "");
