@@ -33,28 +33,36 @@ struct RingSpin {
   uint32_t client_spin_us = 50;
 };
 
-// How long one side spins next time. A wait that ended while spinning keeps the full budget; a
-// miss (the peer was slow, idle, or not even running because the CPUs are busy) stops spinning
-// altogether, and only every 32nd wait after that probes with a quarter budget. So spinning costs
-// nothing on a loaded machine or an idle connection, and comes back when answers are quick again.
+// How long one side spins next time. A wait that ended while spinning keeps the full budget; a few
+// misses in a row (the peer was slow, idle, or not even running because the CPUs are busy) stop
+// spinning, and only every 32nd wait after that probes with a quarter budget. So spinning costs
+// nothing on a loaded machine or an idle connection, and comes back when answers are quick again;
+// a lone miss (a timer tick or a kernel thread taking the CPU for a moment) does not stop it.
 class AdaptiveSpin {
  public:
-  explicit AdaptiveSpin(uint32_t max_us) : max_us_(max_us), budget_us_(max_us) {}
+  static constexpr uint32_t kMissesToStop = 3;
+  explicit AdaptiveSpin(uint32_t max_us) : max_us_(max_us) {}
   uint32_t Budget() {
-    if (budget_us_ == 0 && ++misses_since_ >= 32) {
-      misses_since_ = 0;
+    if (misses_in_row_ < kMissesToStop) return max_us_;
+    if (++waits_since_probe_ >= 32) {
+      waits_since_probe_ = 0;
       return max_us_ / 4;
     }
-    return budget_us_;
+    return 0;
   }
   void Record(bool hit) {
-    budget_us_ = hit ? max_us_ : 0;
-    if (hit) misses_since_ = 0;
+    if (hit) {
+      misses_in_row_ = 0;
+      waits_since_probe_ = 0;
+    } else if (misses_in_row_ < kMissesToStop) {
+      misses_in_row_++;
+    }
   }
 
  private:
-  uint32_t max_us_, budget_us_;
-  uint32_t misses_since_ = 0;
+  uint32_t max_us_;
+  uint32_t misses_in_row_ = 0;
+  uint32_t waits_since_probe_ = 0;
 };
 
 // One mapped ring.
