@@ -318,5 +318,28 @@ TEST(RingAttach, RefusesMappingsThatDoNotMatchTheirHeader) {
   EXPECT_EQ(good->slot_size(), ring->slot_size());
 }
 
+TEST(AdaptiveSpin, LoneMissesKeepSpinningThreeInARowStopItProbesBringItBack) {
+  AdaptiveSpin spin(40);
+  EXPECT_EQ(spin.Budget(), 40u);
+  spin.Record(false);  // a timer tick: keep spinning
+  spin.Record(false);
+  EXPECT_EQ(spin.Budget(), 40u);
+  spin.Record(true);
+  spin.Record(false);
+  spin.Record(false);
+  EXPECT_EQ(spin.Budget(), 40u);  // the hit reset the count
+  spin.Record(false);             // three in a row: stop
+  int probes = 0;
+  for (int wait = 0; wait < 64; ++wait) {
+    uint32_t b = spin.Budget();
+    EXPECT_TRUE(b == 0 || b == 10u) << b;
+    probes += b != 0;
+    spin.Record(false);
+  }
+  EXPECT_EQ(probes, 2);  // every 32nd wait, with a quarter of the budget
+  spin.Record(true);     // a probe that hit
+  EXPECT_EQ(spin.Budget(), 40u);
+}
+
 }  // namespace
 }  // namespace coffer::objects
