@@ -23,26 +23,13 @@ namespace {
 static_assert(crypto_secretbox_MACBYTES == kChunkTagSize);
 static_assert(crypto_secretbox_NONCEBYTES == kFileNonceSize);
 
-// Reads until `len` bytes or EOF; returns bytes read.
-Result<size_t> ReadFull(int fd, uint8_t* buf, size_t len) {
+// Reads until `len` bytes or EOF; returns bytes read. At `off` with pread, or (off < 0) from the
+// file position with read.
+Result<size_t> ReadFull(int fd, uint8_t* buf, size_t len, int64_t off = -1) {
   size_t got = 0;
   while (got < len) {
-    ssize_t n = ::read(fd, buf + got, len - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("read", errno);
-    }
-    if (n == 0) break;
-    got += size_t(n);
-  }
-  return got;
-}
-
-// pread until `len` bytes or EOF; returns bytes read.
-Result<size_t> PreadFull(int fd, uint8_t* buf, size_t len, uint64_t off) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = ::pread(fd, buf + got, len - got, off_t(off + got));
+    ssize_t n = off < 0 ? ::read(fd, buf + got, len - got)
+                        : ::pread(fd, buf + got, len - got, off_t(off) + off_t(got));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("read", errno);
@@ -156,7 +143,7 @@ bool DecryptPositional(const FileCipher& cipher, const FileNonce& nonce, int in_
       Status st = Status::Ok();
       uint64_t done = first;  // chunks [first, done) opened
       size_t out_len = 0;
-      auto got = PreadFull(in_fd, in.get(), in_len, uint64_t(in_pos) + first * kChunkSize);
+      auto got = ReadFull(in_fd, in.get(), in_len, int64_t(in_pos + first * kChunkSize));
       if (!got.ok()) {
         st = got.status().WithContext(what);
       } else if (*got < in_len) {
